@@ -1,0 +1,4 @@
+//! One module per command group.
+pub mod data;
+pub mod model;
+pub mod tokenizer;

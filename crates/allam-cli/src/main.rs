@@ -1,0 +1,53 @@
+//! `allam`: the ALLaM recipe from the shell. Each subcommand group is one stage of the recipe.
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// The ALLaM recipe on Burn: teach a Llama-family model Arabic without forgetting English.
+#[derive(Debug, Parser)]
+#[command(name = "allam", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the logits of every position for one sequence of token ids.
+    Logits(cmd::model::LogitsArgs),
+    /// Generate text from a prompt.
+    Generate(cmd::model::GenerateArgs),
+    /// Write a model directory again (dtype, sharding) as `transformers` writes it.
+    Export(cmd::model::ExportArgs),
+    /// Model operations.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
+    /// Learn an Arabic vocabulary, merge it into a base tokenizer, and measure tokenizers.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::TokenizerCommand),
+    /// Build the weighted, packed training data of the mixture.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Logits(args) => cmd::model::logits(args),
+        Command::Generate(args) => cmd::model::generate(args),
+        Command::Export(args) => cmd::model::export(args),
+        Command::Model(command) => cmd::model::run(command),
+        Command::Tokenizer(command) => cmd::tokenizer::run(command),
+        Command::Data(command) => cmd::data::run(command),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

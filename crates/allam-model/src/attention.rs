@@ -1,0 +1,90 @@
+//! Causal self-attention with grouped-query heads (MHA, GQA and MQA are the same code).
+use burn::module::Module;
+use burn::nn::{Initializer, Linear};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+
+use crate::cache::LayerCache;
+use crate::config::LlamaConfig;
+use crate::mlp::linear;
+use crate::rope::RotaryTables;
+
+/// Multi-head attention whose query heads share `num_key_value_heads` key/value heads.
+///
+/// `softmax(q·kᵀ / √head_dim + bias) · v`, where `bias` is 0 where attention is allowed and a large
+/// negative number elsewhere (causality, padding, document boundaries).
+///
+/// # Shapes
+/// - input: `[batch, seq, hidden]`, bias `[batch, 1, 1, seq, keys]`
+/// - output: `[batch, seq, hidden]`
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `q_proj`: hidden → heads · head_dim.
+    pub q_proj: Linear,
+    /// `k_proj`: hidden → kv_heads · head_dim.
+    pub k_proj: Linear,
+    /// `v_proj`: hidden → kv_heads · head_dim.
+    pub v_proj: Linear,
+    /// `o_proj`: heads · head_dim → hidden.
+    pub o_proj: Linear,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of a head.
+    pub head_dim: usize,
+}
+
+impl Attention {
+    /// A randomly initialised attention block.
+    pub fn init(config: &LlamaConfig, init: &Initializer, device: &Device) -> Self {
+        let d = config.hidden_size;
+        let q = config.num_attention_heads * config.head_dim;
+        let kv = config.num_key_value_heads * config.head_dim;
+        Self {
+            q_proj: linear(d, q, init, device),
+            k_proj: linear(d, kv, init, device),
+            v_proj: linear(d, kv, init, device),
+            o_proj: linear(q, d, init, device),
+            num_heads: config.num_attention_heads,
+            num_kv_heads: config.num_key_value_heads,
+            head_dim: config.head_dim,
+        }
+    }
+
+    /// Attends over the current tokens, and over the cached ones when `cache` is given (the new
+    /// keys and values are appended to it).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RotaryTables,
+        bias: Tensor<5>,
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let groups = h / kvh;
+        let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+
+        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
+        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
+        let v = split(self.v_proj.forward(x), kvh);
+        let (k, v) = match cache {
+            Some(cache) => cache.append(k, v),
+            None => (k, v),
+        };
+        let keys = k.dims()[2];
+
+        // Fold the query heads that share a KV head into the sequence axis: no copy of K and V.
+        let q = q.reshape([batch, kvh, groups * seq, d]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
+        let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
+        let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
+        let out = probs
+            .matmul(v)
+            .reshape([batch, h, seq, d])
+            .swap_dims(1, 2)
+            .reshape([batch, seq, h * d]);
+        self.o_proj.forward(out)
+    }
+}

@@ -1,0 +1,51 @@
+//! One pre-norm decoder layer.
+use burn::module::Module;
+use burn::nn::{Initializer, RmsNorm, RmsNormConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::attention::Attention;
+use crate::cache::LayerCache;
+use crate::config::LlamaConfig;
+use crate::mlp::SwiGlu;
+use crate::rope::RotaryTables;
+
+/// `h = x + attn(norm₁(x)); out = h + mlp(norm₂(h))`.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    /// `input_layernorm`.
+    pub input_layernorm: RmsNorm,
+    /// `self_attn`.
+    pub self_attn: Attention,
+    /// `post_attention_layernorm`.
+    pub post_attention_layernorm: RmsNorm,
+    /// `mlp`.
+    pub mlp: SwiGlu,
+}
+
+impl DecoderLayer {
+    /// A randomly initialised layer.
+    pub fn init(config: &LlamaConfig, init: &Initializer, device: &Device) -> Self {
+        let norm = RmsNormConfig::new(config.hidden_size).with_epsilon(config.rms_norm_eps);
+        Self {
+            input_layernorm: norm.init(device),
+            self_attn: Attention::init(config, init, device),
+            post_attention_layernorm: norm.init(device),
+            mlp: SwiGlu::init(config.hidden_size, config.intermediate_size, init, device),
+        }
+    }
+
+    /// Applies the layer (`x`: `[batch, seq, hidden]`).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RotaryTables,
+        bias: Tensor<5>,
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
+        let h = x.clone()
+            + self
+                .self_attn
+                .forward(self.input_layernorm.forward(x), rope, bias, cache);
+        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+    }
+}

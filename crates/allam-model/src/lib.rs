@@ -1,0 +1,47 @@
+//! # allam-model
+//!
+//! A Llama-2-family decoder (RMSNorm, rotary embeddings in Hugging Face's rotate-half layout,
+//! SwiGLU, grouped-query attention, tied or untied head) on Burn, that reads and writes Hugging Face
+//! checkpoints as they are and gives the same logits as `transformers`.
+//!
+//! ```no_run
+//! use allam_model::{PretrainedModel, GenerationConfig};
+//! # fn main() -> Result<(), allam_model::ModelError> {
+//! let device = allam_model::device::select("cpu").unwrap();
+//! let model = PretrainedModel::load("path/to/model-dir".as_ref(), &device)?;
+//! let out = model.generate_text("The capital of Saudi Arabia is", &GenerationConfig::greedy(20))?;
+//! println!("{}", out.text);
+//! # Ok(()) }
+//! ```
+//!
+//! The map: [`config`] (what `config.json` says) → [`model`] ([`Llama`], built of [`layer`],
+//! [`attention`], [`mlp`], [`rope`]) fed by a [`batch::TokenBatch`]; [`checkpoint`] reads and writes
+//! safetensors; [`cache`] and [`generate`] decode; [`score`] gives log-probabilities; [`text`] holds
+//! the tokenizer and chat template; [`pretrained`] ties a model directory together.
+pub mod attention;
+pub mod batch;
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod generate;
+pub mod layer;
+pub mod mlp;
+pub mod model;
+pub mod pretrained;
+pub mod rope;
+pub mod score;
+pub mod text;
+
+pub use batch::{PaddingSide, TokenBatch};
+pub use cache::KvCache;
+pub use checkpoint::{SaveOptions, load_model, save_model};
+pub use config::{HfConfig, LlamaConfig, StorageDtype};
+pub use error::{ModelError, Result};
+
+pub use model::Llama;
+
+pub use generate::{GenerationConfig, GenerationOutput};
+pub use pretrained::PretrainedModel;
+pub use text::{ChatMessage, TextTokenizer};

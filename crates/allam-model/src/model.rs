@@ -1,0 +1,157 @@
+//! The whole decoder: embeddings, layers, final norm and output head.
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm, RmsNormConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::batch::{MASKED, TokenBatch};
+use crate::cache::KvCache;
+use crate::config::LlamaConfig;
+use crate::error::{ModelError, Result};
+use crate::layer::DecoderLayer;
+use crate::mlp::linear;
+use crate::rope::RotaryTables;
+
+/// A Llama-2-family causal language model (`LlamaForCausalLM`).
+///
+/// # Shapes
+/// - input: a [`TokenBatch`] of `[rows, len]` ids
+/// - output: logits `[rows, len, vocab_size]`
+#[derive(Module, Debug)]
+pub struct Llama {
+    /// `model.embed_tokens`: `[vocab_size, hidden_size]`.
+    pub embed_tokens: Embedding,
+    /// `model.layers`.
+    pub layers: Vec<DecoderLayer>,
+    /// `model.norm`.
+    pub norm: RmsNorm,
+    /// `lm_head`, absent when the head is tied to `embed_tokens`.
+    pub lm_head: Option<Linear>,
+    /// The architecture.
+    #[module(skip)]
+    pub config: LlamaConfig,
+}
+
+impl LlamaConfig {
+    /// A randomly initialised model: weights `N(0, initializer_range)`, norms at one.
+    pub fn init(&self, device: &Device) -> Llama {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: self.initializer_range,
+        };
+        Llama {
+            embed_tokens: EmbeddingConfig::new(self.vocab_size, self.hidden_size)
+                .with_initializer(init.clone())
+                .init(device),
+            layers: (0..self.num_hidden_layers)
+                .map(|_| DecoderLayer::init(self, &init, device))
+                .collect(),
+            norm: RmsNormConfig::new(self.hidden_size)
+                .with_epsilon(self.rms_norm_eps)
+                .init(device),
+            lm_head: (!self.tie_word_embeddings)
+                .then(|| linear(self.hidden_size, self.vocab_size, &init, device)),
+            config: self.clone(),
+        }
+    }
+}
+
+impl Llama {
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.embed_tokens.weight.val().device()
+    }
+
+    /// Logits of every position.
+    pub fn forward(&self, batch: &TokenBatch) -> Result<Tensor<3>> {
+        Ok(self.logits(self.hidden_states(batch)?))
+    }
+
+    /// Final hidden states (after the last norm) of every position: `[rows, len, hidden]`.
+    pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor<3>> {
+        batch.validate(self.config.vocab_size)?;
+        let device = self.device();
+        let bias = Tensor::<3>::from_data(
+            TensorData::new(batch.attention_bias(), [batch.rows, batch.len, batch.len]),
+            &device,
+        )
+        .reshape([batch.rows, 1, 1, batch.len, batch.len]);
+        Ok(self.run_layers(batch, bias, None))
+    }
+
+    /// Runs the new tokens of `batch` through the model, reading and extending `cache`, and
+    /// returns their logits. Padding (`attention_mask`) is remembered so later tokens ignore it.
+    pub fn forward_cached(&self, batch: &TokenBatch, cache: &mut KvCache) -> Result<Tensor<3>> {
+        batch.validate(self.config.vocab_size)?;
+        if batch.document_ids.is_some() {
+            return Err(ModelError::Input(
+                "packed rows cannot be decoded incrementally".into(),
+            ));
+        }
+        if batch.rows != cache.batch() || cache.len() + batch.len > cache.capacity() {
+            return Err(ModelError::Input(format!(
+                "{} rows of {} new tokens do not fit a cache of {} rows holding {} of {} tokens",
+                batch.rows,
+                batch.len,
+                cache.batch(),
+                cache.len(),
+                cache.capacity()
+            )));
+        }
+        let (start, new) = (cache.len(), batch.len);
+        let mask: Vec<bool> = (0..batch.rows * new)
+            .map(|i| batch.is_real(i / new, i % new))
+            .collect();
+        cache.reserve(&mask, new);
+        let keys = start + new;
+        let mut bias = vec![MASKED; batch.rows * new * keys];
+        for row in 0..batch.rows {
+            let real = &cache.real[row * cache.capacity()..row * cache.capacity() + keys];
+            for i in 0..new {
+                let query = start + i;
+                let out = &mut bias[(row * new + i) * keys..(row * new + i + 1) * keys];
+                for (j, slot) in out.iter_mut().enumerate().take(query + 1) {
+                    if j == query || real[j] {
+                        *slot = 0.0;
+                    }
+                }
+            }
+        }
+        let bias = Tensor::<3>::from_data(TensorData::new(bias, [batch.rows, new, keys]), &self.device())
+            .reshape([batch.rows, 1, 1, new, keys]);
+        Ok(self.logits(self.run_layers(batch, bias, Some(cache))))
+    }
+
+    fn run_layers(&self, batch: &TokenBatch, bias: Tensor<5>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let device = self.device();
+        let rope = RotaryTables::new(
+            &batch.position_ids,
+            [batch.rows, batch.len],
+            self.config.head_dim,
+            self.config.rope_theta,
+            self.config.rope_inv_freq_dtype,
+            &device,
+        );
+        let mut x = self
+            .embed_tokens
+            .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, &rope, bias.clone(), layer_cache);
+        }
+        self.norm.forward(x)
+    }
+
+    /// Projects hidden states onto the vocabulary.
+    pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => burn::tensor::module::linear(hidden, self.embed_tokens.weight.val().transpose(), None),
+        }
+    }
+}
+
+/// Token ids as an integer tensor `[rows, len]`.
+pub fn ids_tensor(ids: &[u32], rows: usize, len: usize, device: &Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [rows, len]), device)
+}

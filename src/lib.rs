@@ -1,0 +1,13 @@
+//! # allam
+//!
+//! The ALLaM recipe — teaching an existing Llama-family model Arabic without forgetting English — as one
+//! Rust dependency. Each stage of the recipe is its own crate, re-exported here:
+//!
+//! | stage | module | crate |
+//! |---|---|---|
+//! | the model, Hugging Face checkpoints, generation | [`model`] | `allam-model` |
+//! | tokenizer expansion (32K → 64K) | [`tokenizer`] | `allam-tokenizer` |
+//! | data mixture, cleaning, packing | [`data`] | `allam-data` |
+pub use allam_data as data;
+pub use allam_model as model;
+pub use allam_tokenizer as tokenizer;

@@ -1,0 +1,225 @@
+//! The model against `transformers`: logits, log-probs and greedy continuations of the fixture
+//! checkpoints (made by `transformers` 5.24), and the equivalences every other stage relies on.
+use std::path::{Path, PathBuf};
+
+use allam::model::generate::{GenerationConfig, generate};
+use allam::model::score::{score_continuations, sequence_logprobs};
+use allam::model::{KvCache, Llama, LlamaConfig, PaddingSide, PretrainedModel, TokenBatch};
+use burn::tensor::Device;
+use serde_json::Value;
+
+const FIXTURES: [&str; 2] = ["tiny-gqa-untied", "tiny-mha-tied-bf16"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn reference(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap()).unwrap()
+}
+
+fn load(name: &str) -> PretrainedModel {
+    PretrainedModel::load(&fixture(name), &Device::flex()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<f32>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            x => out.push(x.as_f64().unwrap() as f32),
+        }
+    }
+    walk(v, &mut out);
+    out
+}
+
+fn host(t: burn::tensor::Tensor<3>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec().unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn logits_of_every_position_match_transformers() {
+    for name in FIXTURES {
+        let model = load(name).model;
+        let r = reference(name);
+        let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
+        let batch = TokenBatch::padded(&rows, 0, PaddingSide::Right);
+        let got = host(model.forward(&batch).unwrap());
+        let diff = max_abs_diff(&got, &floats(&r["logits"]));
+        assert!(diff < 1e-4, "{name}: max |Δlogit| = {diff}");
+    }
+}
+
+#[test]
+fn token_logprobs_match_transformers() {
+    for name in FIXTURES {
+        let model = load(name).model;
+        let r = reference(name);
+        for (row, (input, expected)) in r["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(r["next_token_logprobs"].as_array().unwrap())
+            .enumerate()
+        {
+            let got = sequence_logprobs(&model, &ids(input)).unwrap();
+            let diff = max_abs_diff(&got, &floats(expected));
+            assert!(diff < 1e-4, "{name} row {row}: max |Δlogprob| = {diff}");
+            let sum: f32 = got.iter().sum();
+            let expected_sum = r["sum_logprob"][row].as_f64().unwrap() as f32;
+            assert!(
+                (sum - expected_sum).abs() < 1e-3,
+                "{name} row {row}: {sum} vs {expected_sum}"
+            );
+        }
+    }
+}
+
+#[test]
+fn greedy_continuation_matches_transformers() {
+    for name in FIXTURES {
+        let model = load(name).model;
+        let r = reference(name);
+        let expected = ids(&r["greedy_continuation"]);
+        let mut config = GenerationConfig::greedy(expected.len());
+        config.eos_token_ids = vec![u32::MAX]; // the reference ran to max_new_tokens
+        let out = generate(&model, &[ids(&r["greedy_prompt"])], &config, |_, _| false).unwrap();
+        assert_eq!(out[0].ids, expected, "{name}");
+    }
+}
+
+#[test]
+fn kv_cache_decoding_equals_the_full_forward() {
+    let model = load("tiny-gqa-untied").model;
+    let seq: Vec<u32> = vec![5, 17, 42, 8, 91, 33, 60, 2, 71, 12];
+    let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
+    let vocab = model.config.vocab_size;
+    let mut cache = KvCache::new(&model.config, 1, seq.len(), &model.device());
+    // a 4-token prefill, then one token at a time
+    let mut got = host(
+        model
+            .forward_cached(&TokenBatch::single(&seq[..4]), &mut cache)
+            .unwrap(),
+    );
+    for (i, id) in seq.iter().enumerate().skip(4) {
+        let mut step = TokenBatch::single(&[*id]);
+        step.position_ids = vec![i as u32];
+        got.extend(host(model.forward_cached(&step, &mut cache).unwrap()));
+    }
+    assert_eq!(got.len(), seq.len() * vocab);
+    let diff = max_abs_diff(&got, &full);
+    assert!(diff < 1e-4, "max |Δ| = {diff}");
+}
+
+#[test]
+fn a_padded_batch_equals_its_rows_run_alone() {
+    let model = load("tiny-mha-tied-bf16").model;
+    let rows = vec![vec![3, 9, 27, 41, 5, 6], vec![11, 12], vec![70, 1, 4, 8]];
+    let vocab = model.config.vocab_size;
+    for side in [PaddingSide::Right, PaddingSide::Left] {
+        let batch = TokenBatch::padded(&rows, 0, side);
+        let got = host(model.forward(&batch).unwrap());
+        for (r, row) in rows.iter().enumerate() {
+            let alone = host(model.forward(&TokenBatch::single(row)).unwrap());
+            let offset = match side {
+                PaddingSide::Right => 0,
+                PaddingSide::Left => batch.len - row.len(),
+            };
+            let start = (r * batch.len + offset) * vocab;
+            let diff = max_abs_diff(&got[start..start + row.len() * vocab], &alone);
+            assert!(diff < 1e-4, "{side:?} row {r}: max |Δ| = {diff}");
+        }
+    }
+}
+
+#[test]
+fn a_packed_row_equals_its_documents_run_separately() {
+    let model = load("tiny-gqa-untied").model;
+    let (a, b) = (vec![4u32, 8, 15, 16, 23], vec![42u32, 7, 9]);
+    let packed = TokenBatch::packed(
+        1,
+        8,
+        [a.clone(), b.clone()].concat(),
+        vec![0, 0, 0, 0, 0, 1, 1, 1],
+    )
+    .unwrap();
+    let got = host(model.forward(&packed).unwrap());
+    let expected = [
+        host(model.forward(&TokenBatch::single(&a)).unwrap()),
+        host(model.forward(&TokenBatch::single(&b)).unwrap()),
+    ]
+    .concat();
+    let diff = max_abs_diff(&got, &expected);
+    assert!(diff < 1e-4, "max |Δ| = {diff}");
+    // and without document ids the second document does see the first
+    let unpacked = host(model.forward(&TokenBatch::single(&packed.input_ids)).unwrap());
+    assert!(max_abs_diff(&unpacked, &expected) > 1e-3);
+}
+
+#[test]
+fn batched_generation_equals_one_prompt_at_a_time() {
+    let model = load("tiny-gqa-untied").model;
+    let prompts = vec![vec![1, 39, 13, 16, 8, 49], vec![1, 34, 80], vec![1, 5]];
+    let config = GenerationConfig {
+        eos_token_ids: vec![u32::MAX],
+        ..GenerationConfig::greedy(6)
+    };
+    let together = generate(&model, &prompts, &config, |_, _| false).unwrap();
+    for (p, out) in prompts.iter().zip(&together) {
+        let alone = generate(&model, std::slice::from_ref(p), &config, |_, _| false).unwrap();
+        assert_eq!(out.ids, alone[0].ids);
+    }
+}
+
+#[test]
+fn scores_do_not_depend_on_batch_size() {
+    let model = load("tiny-mha-tied-bf16").model;
+    let requests: Vec<(Vec<u32>, Vec<u32>)> = (0..5u32)
+        .map(|i| ((1..4 + i).collect(), (10 + i..13 + 2 * i).collect()))
+        .collect();
+    let one = score_continuations(&model, &requests, 1).unwrap();
+    let all = score_continuations(&model, &requests, 5).unwrap();
+    for (a, b) in one.iter().zip(&all) {
+        assert!(
+            (a.logprob - b.logprob).abs() < 1e-4,
+            "{} vs {}",
+            a.logprob,
+            b.logprob
+        );
+        assert_eq!(a.is_greedy, b.is_greedy);
+    }
+}
+
+#[test]
+fn random_init_follows_the_config() {
+    let config = LlamaConfig::new(50, 16, 24, 2, 4, 2, 8).with_initializer_range(0.01);
+    let model: Llama = config.init(&Device::flex());
+    let w: Vec<f32> = model
+        .embed_tokens
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap();
+    let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
+    assert!((std - 0.01).abs() < 0.002, "std {std}");
+    let logits = model.forward(&TokenBatch::single(&[1, 2, 3])).unwrap();
+    assert_eq!(logits.dims(), [1, 3, 50]);
+}
