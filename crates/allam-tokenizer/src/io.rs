@@ -1,0 +1,30 @@
+//! Reading tokenizers and writing outputs atomically.
+use std::io::Write;
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+
+/// Reads a `tokenizer.json`.
+pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.parse().map_err(|e| Error::Tokenizer {
+        path: path.to_path_buf(),
+        message: format!("expected a Hugging Face tokenizer.json: {e}"),
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so readers
+/// never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
