@@ -1,0 +1,152 @@
+//! `allam data ...`: build the weighted, packed training stream and inspect it.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use allam_data::{BuildOptions, Mixture, Recipe};
+
+/// Data-mixture commands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Read, clean, deduplicate and tokenise every source of a recipe into memory-mapped shards,
+    /// and write `mixture.json` (what the training stream needs) and `report.json`.
+    ///
+    /// Tokenisation runs on all cores; set RAYON_NUM_THREADS to limit it.
+    Build {
+        /// The TOML recipe.
+        #[arg(long)]
+        recipe: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Sequences of the planned stream the report describes (default: enough for every
+        /// kept token once).
+        #[arg(long)]
+        sequences: Option<u64>,
+    },
+    /// Decode the first sequences of a built mixture with their source labels.
+    Inspect {
+        /// A directory written by `allam data build`.
+        dir: PathBuf,
+        /// How many sequences to show.
+        #[arg(long, default_value_t = 3)]
+        n: usize,
+    },
+}
+
+/// Runs one `allam data` command.
+pub fn run(command: DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::Build {
+            recipe,
+            out,
+            sequences,
+        } => build(recipe, out, sequences),
+        DataCommand::Inspect { dir, n } => inspect(dir, n),
+    }
+}
+
+/// An indicatif bar over input bytes.
+struct Bar(ProgressBar);
+
+impl allam_data::Progress for Bar {
+    fn start(&self, total_bytes: u64) {
+        self.0.set_length(total_bytes);
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn message(&self, message: &str) {
+        self.0.set_message(message.to_string());
+    }
+}
+
+fn build(recipe_path: PathBuf, out: PathBuf, sequences: Option<u64>) -> anyhow::Result<()> {
+    let recipe =
+        Recipe::load(&recipe_path).with_context(|| format!("loading recipe {}", recipe_path.display()))?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+        )
+        .expect("valid progress template"),
+    );
+    let options = BuildOptions {
+        sequences,
+        ..BuildOptions::default()
+    };
+    let progress = Bar(bar);
+    let report = allam_data::build(&recipe, &out, &options, &progress)
+        .with_context(|| format!("building {} into {}", recipe_path.display(), out.display()))?;
+    progress.0.finish_and_clear();
+
+    println!(
+        "{:<20} {:>10} {:>12} {:>9} {:>9} {:>7}  dropped",
+        "source", "documents", "tokens", "target", "realised", "passes"
+    );
+    for (name, s) in &report.sources {
+        let dropped: Vec<String> = s
+            .dropped
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        println!(
+            "{:<20} {:>10} {:>12} {:>9.4} {:>9.4} {:>7.2}  {}",
+            name,
+            s.documents,
+            s.tokens,
+            s.weight,
+            s.realised_fraction,
+            s.passes,
+            dropped.join(" ")
+        );
+    }
+    for (lang, f) in &report.languages {
+        println!(
+            "language {lang:<14} target {:.4}  realised {f:.4}",
+            report.language_targets.get(lang).copied().unwrap_or(0.0)
+        );
+    }
+    if !report.upsampled.is_empty() {
+        println!("upsampled (more than one pass): {}", report.upsampled.join(", "));
+    }
+    println!(
+        "{} sequences of {} tokens planned; wrote {}",
+        report.sequences,
+        report.seq_len,
+        out.join("report.json").display()
+    );
+    Ok(())
+}
+
+fn inspect(dir: PathBuf, n: usize) -> anyhow::Result<()> {
+    let mixture = Mixture::open(&dir).with_context(|| format!("opening mixture {}", dir.display()))?;
+    let samples = allam_data::inspect(&mixture, n)
+        .with_context(|| format!("decoding sequences of {}", dir.display()))?;
+    for (i, (seq, spans)) in samples.iter().enumerate() {
+        println!(
+            "=== sequence {i} · source {} · {} tokens · {} documents · {} padding",
+            seq.source,
+            seq.input_ids.len(),
+            spans.len(),
+            seq.padding()
+        );
+        for span in spans {
+            println!(
+                "--- [{}] document {} · tokens {}..{}{}",
+                span.source,
+                span.document,
+                span.offset,
+                span.offset + span.tokens,
+                if span.continues { " · continues" } else { "" }
+            );
+            println!("{}", span.text);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Deduplication within a source: exact (hash of normalised text) and near (MinHash + LSH).
+//!
+//! * **Exact**: [`dedup_key`] lower-cases, removes Arabic diacritics and tatweel, and collapses every
+//!   run of non-alphanumeric characters to one space; the xxh3-64 hash of that string is kept in a
+//!   set (8 bytes per unique document).
+//! * **Near**: the document's character 5-grams (of the same normalised text) are hashed and
+//!   MinHashed with `k` permutations `h_i(x) = (a_i·x + b_i) mod 2^64 >> 32`. The signature is
+//!   split into `b` bands of `r` rows (`b·r = k`) chosen so that the LSH S-curve's threshold
+//!   `(1/b)^(1/r)` is closest to the configured Jaccard threshold; documents sharing a band
+//!   bucket are candidates, and a candidate is a duplicate when the share of equal signature
+//!   entries (an unbiased Jaccard estimate) reaches the threshold. Kept signatures cost `4·k`
+//!   bytes per document.
+use std::collections::{HashMap, HashSet};
+
+use crate::clean::{is_arabic_diacritic, is_arabic_letter};
+use crate::rng::{SplitMix64, mix};
+
+/// The text that exact deduplication hashes: case-folded, diacritics and tatweel removed,
+/// punctuation and whitespace runs collapsed to single spaces.
+pub fn dedup_key(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        let keep = if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+        } else if is_arabic_diacritic(c) || c == '\u{0640}' {
+            continue;
+        } else if ('\u{0600}'..='\u{06FF}').contains(&c) {
+            // Arabic block: letters and digits have no case; skip the Unicode tables.
+            is_arabic_letter(c)
+                || ('\u{0660}'..='\u{0669}').contains(&c)
+                || ('\u{06F0}'..='\u{06F9}').contains(&c)
+        } else {
+            c.is_alphanumeric()
+        };
+        if keep {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else if ('\u{0600}'..='\u{06FF}').contains(&c) {
+                out.push(c);
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+/// A hasher for keys that are already hashes (xxh3): passes the `u64` through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) ^ (self.0 >> 56) ^ b as u64;
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+/// `BuildHasher` for [`IdentityHasher`].
+pub type IdentityBuild = std::hash::BuildHasherDefault<IdentityHasher>;
+
+/// Exact-duplicate filter: remembers the hash of every document it has accepted.
+#[derive(Debug, Default)]
+pub struct ExactDedup {
+    seen: HashSet<u64, IdentityBuild>,
+}
+
+impl ExactDedup {
+    /// An empty filter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hash of a document's normalised text.
+    pub fn hash(text: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(dedup_key(text).as_bytes())
+    }
+
+    /// Returns `true` if the hash is new (and remembers it), `false` for a duplicate.
+    pub fn insert_hash(&mut self, hash: u64) -> bool {
+        self.seen.insert(hash)
+    }
+}
+
+/// Near-duplicate filter (MinHash signatures + banded LSH).
+#[derive(Debug)]
+pub struct NearDedup {
+    threshold: f64,
+    bands: usize,
+    rows: usize,
+    coeffs: Vec<(u64, u64)>,
+    buckets: Vec<HashMap<u64, Vec<u32>, IdentityBuild>>,
+    signatures: Vec<Box<[u32]>>,
+}
+
+/// Character n-gram length used for shingling.
+pub const SHINGLE_CHARS: usize = 5;
+
+impl NearDedup {
+    /// A filter for Jaccard `threshold` (in `(0, 1]`) with `permutations` hash functions.
+    pub fn new(threshold: f64, permutations: usize, seed: u64) -> Self {
+        let k = permutations.max(2);
+        let (bands, rows) = choose_bands(k, threshold);
+        let mut rng = SplitMix64::new(mix(seed, 0x4D49_4E48));
+        let coeffs = (0..bands * rows)
+            .map(|_| (rng.next_u64() | 1, rng.next_u64()))
+            .collect();
+        NearDedup {
+            threshold,
+            bands,
+            rows,
+            coeffs,
+            buckets: vec![HashMap::default(); bands],
+            signatures: Vec::new(),
+        }
+    }
+
+    /// `(bands, rows)` in use.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.bands, self.rows)
+    }
+
+    /// The MinHash signature of a text (its [`dedup_key`] character 5-grams).
+    pub fn signature(&self, text: &str) -> Box<[u32]> {
+        let key = dedup_key(text);
+        let chars: Vec<(usize, char)> = key.char_indices().collect();
+        let mut sig = vec![u32::MAX; self.coeffs.len()].into_boxed_slice();
+        let mut add = |bytes: &[u8]| {
+            let x = xxhash_rust::xxh3::xxh3_64(bytes);
+            for (s, (a, b)) in sig.iter_mut().zip(&self.coeffs) {
+                let h = (a.wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
+                if h < *s {
+                    *s = h;
+                }
+            }
+        };
+        if chars.len() <= SHINGLE_CHARS {
+            add(key.as_bytes());
+        } else {
+            for i in 0..=chars.len() - SHINGLE_CHARS {
+                let start = chars[i].0;
+                let end = chars.get(i + SHINGLE_CHARS).map_or(key.len(), |&(pos, _)| pos);
+                add(&key.as_bytes()[start..end]);
+            }
+        }
+        sig
+    }
+
+    /// Estimated Jaccard similarity of two signatures.
+    pub fn similarity(a: &[u32], b: &[u32]) -> f64 {
+        let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+        same as f64 / a.len() as f64
+    }
+
+    /// Returns `true` and remembers the document when it is not a near duplicate of one seen
+    /// before; `false` for a near duplicate.
+    pub fn insert(&mut self, signature: Box<[u32]>) -> bool {
+        let band_keys: Vec<u64> = signature
+            .chunks(self.rows)
+            .map(|band| {
+                let bytes: Vec<u8> = band.iter().flat_map(|v| v.to_le_bytes()).collect();
+                xxhash_rust::xxh3::xxh3_64(&bytes)
+            })
+            .collect();
+        for (band, key) in band_keys.iter().enumerate() {
+            if let Some(ids) = self.buckets[band].get(key) {
+                for &id in ids {
+                    let other = &self.signatures[id as usize];
+                    if Self::similarity(&signature, other) >= self.threshold {
+                        return false;
+                    }
+                }
+            }
+        }
+        let id = self.signatures.len() as u32;
+        for (band, key) in band_keys.into_iter().enumerate() {
+            self.buckets[band].entry(key).or_default().push(id);
+        }
+        self.signatures.push(signature);
+        true
+    }
+}
+
+/// Picks `(b, r)` with `b·r ≤ k` whose LSH threshold `(1/b)^(1/r)` is closest to `threshold`.
+pub fn choose_bands(k: usize, threshold: f64) -> (usize, usize) {
+    let mut best = (k, 1);
+    let mut best_err = f64::INFINITY;
+    for r in 1..=k {
+        let b = k / r;
+        if b == 0 {
+            break;
+        }
+        let t = (1.0 / b as f64).powf(1.0 / r as f64);
+        // Slightly favour lower LSH thresholds (fewer false negatives; verification removes
+        // false positives).
+        let err = (t - threshold).abs() + if t > threshold { 0.02 } else { 0.0 };
+        if err < best_err {
+            best_err = err;
+            best = (b, r);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_key_ignores_case_punctuation_and_diacritics() {
+        assert_eq!(dedup_key("Hello,   World!"), "hello world");
+        assert_eq!(dedup_key("  hello world "), "hello world");
+        assert_eq!(dedup_key("بِسْمِ اللَّهِ"), "بسم الله");
+        let mut d = ExactDedup::new();
+        assert!(d.insert_hash(ExactDedup::hash("Hello, world")));
+        assert!(!d.insert_hash(ExactDedup::hash("hello world!!")));
+        assert!(d.insert_hash(ExactDedup::hash("hello there")));
+    }
+
+    #[test]
+    fn near_duplicates_are_caught_and_different_texts_kept() {
+        let mut d = NearDedup::new(0.7, 128, 1);
+        let a = "The committee approved the new budget for the city library on Tuesday evening \
+                 after a long debate about opening hours and the children's reading programme.";
+        let b = "The committee approved the new budget for the city library on Tuesday evening \
+                 after a long debate about opening hours and the children's reading program.";
+        let c = "A completely different sentence about mountains, rivers and the weather in \
+                 spring, written to share almost no character five-grams with the others.";
+        let sa = d.signature(a);
+        let sb = d.signature(b);
+        assert!(NearDedup::similarity(&sa, &sb) > 0.8);
+        assert!(d.insert(sa));
+        assert!(!d.insert(sb));
+        assert!(d.insert(d.signature(c)));
+    }
+
+    #[test]
+    fn band_choice_tracks_threshold() {
+        let (b, r) = choose_bands(128, 0.8);
+        let t = (1.0 / b as f64).powf(1.0 / r as f64);
+        assert!((t - 0.8).abs() < 0.1, "{b}x{r} -> {t}");
+        assert!(b * r <= 128);
+    }
+}

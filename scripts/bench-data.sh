@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Data-mixture benchmark (docs/PERFORMANCE.md, "Data mixture"): MB/s of input text read, cleaned,
+# deduplicated, tokenised (real Mistral tokenizer), sharded and packed, per core; and peak RSS for
+# 1x vs 10x input. Inputs are the reference texts in ../shared/data; the 10x copies (each line
+# tagged with its copy number, so deduplication keeps them) are made in /tmp and never committed.
+#
+#   scripts/bench-data.sh            # uses ../shared next to the repository
+#   SHARED=/path/to/shared scripts/bench-data.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED:-$ROOT/../shared}
+TOK=$SHARED/tokenizers/mistral-7b-v0.1/tokenizer.json
+WORK=${WORK:-/tmp/allam-data-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+mkdir -p "$WORK"
+
+python3 - "$SHARED/data" "$WORK" <<'PY'
+import json, os, sys
+src, work = sys.argv[1], sys.argv[2]
+botchan = open(os.path.join(src, "en_botchan.txt"), encoding="utf-8").read().splitlines()
+quran = [json.loads(l) for l in open(os.path.join(src, "quran_parallel.jsonl"), encoding="utf-8")]
+for scale in (1, 10):
+    d = os.path.join(work, f"x{scale}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "botchan.txt"), "w", encoding="utf-8") as f:
+        for k in range(scale):
+            for line in botchan:
+                f.write((f"{line} ({k})" if scale > 1 and line.strip() else line) + "\n")
+    with open(os.path.join(d, "quran.jsonl"), "w", encoding="utf-8") as f:
+        for k in range(scale):
+            for r in quran:
+                tag = f" ({k})" if scale > 1 else ""
+                f.write(json.dumps({"id": r["id"], "ar": r["ar"] + tag, "en": r["en"] + tag},
+                                   ensure_ascii=False) + "\n")
+PY
+
+for scale in 1 10; do
+  cat > "$WORK/x$scale/recipe.toml" <<TOML
+tokenizer = "$TOK"
+seq_len = 2048
+seed = 1234
+[languages]
+en = 0.55
+ar = 0.225
+ar_translated = 0.225
+[[sources]]
+name = "botchan"
+language = "en"
+paths = ["botchan.txt"]
+[[sources]]
+name = "quran-ar"
+language = "ar"
+paths = ["quran.jsonl"]
+[sources.parallel]
+mode = "second"
+[[sources]]
+name = "quran-pairs"
+language = "ar_translated"
+paths = ["quran.jsonl"]
+[sources.parallel]
+TOML
+done
+
+(cd "${WORKSPACE:-$ROOT}" && cargo build --release -q -p allam-data --example bench_mixture)
+BIN=$CARGO_TARGET_DIR/release/examples/bench_mixture
+
+run() { # threads scale mode
+  RAYON_NUM_THREADS=$1 /usr/bin/time -v "$BIN" "$WORK/x$2/recipe.toml" "$WORK/out-$1-$2" "$3" \
+    2> "$WORK/time-$1-$2-$3.txt"
+  echo "  peak RSS ($3, threads=$1, ${2}x): $(grep 'Maximum resident' "$WORK/time-$1-$2-$3.txt" | awk '{print $6}') KiB;" \
+       "user+sys $(grep -E 'User time|System time' "$WORK/time-$1-$2-$3.txt" | awk '{s+=$4} END {print s}') s"
+}
+for scale in 1 10; do
+  rm -rf "$WORK/out-1-$scale"
+  echo "== 1 thread, ${scale}x"; run 1 $scale build; run 1 $scale pack
+done
+rm -rf "$WORK/out-2-1"
+echo "== 2 threads, 1x"; run 2 1 build
