@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 dtype=${1:-f32}
 dir=/tmp/allam-synthetic-1gb-$dtype
 # The dev profile builds every dependency at -O3 (see Cargo.toml); memory does not depend on the profile.
-cargo build -q -p allam --example random_checkpoint
-cargo build -q -p allam-cli
+[ -n "${NO_BUILD:-}" ] || cargo build -q -p allam --example random_checkpoint
+[ -n "${NO_BUILD:-}" ] || cargo build -q -p allam-cli
 # hidden 1536, 8 layers, vocab 32000 ≈ 0.99 GB in f32 (untied)
 [ -f "$dir/config.json" ] || target/debug/examples/random_checkpoint "$dir" 1536 8 32000 "$dtype"
 f32_bytes=$(python3 -c "import json;c=json.load(open('$dir/config.json'));d=c['hidden_size'];f=c['intermediate_size'];v=c['vocab_size'];L=c['num_hidden_layers'];print(4*(2*v*d+L*(4*d*d+3*d*f+2*d)+d))")

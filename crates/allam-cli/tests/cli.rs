@@ -168,3 +168,88 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         "{stderr}"
     );
 }
+
+#[test]
+fn model_expand_writes_a_grown_directory_that_keeps_old_logits() {
+    let dir = fixture("tiny-gqa-untied");
+    let tok_dir = tempfile::tempdir().unwrap();
+    // the fixture tokenizer plus `▁c`, `▁cat` (ids 96, 97) and an added token (98)
+    let mut t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
+    t["model"]["vocab"]["▁c"] = 96.into();
+    t["model"]["vocab"]["▁cat"] = 97.into();
+    let merges = t["model"]["merges"].as_array_mut().unwrap();
+    merges.push(serde_json::json!(["▁", "c"]));
+    merges.push(serde_json::json!(["▁c", "at"]));
+    t["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": 98, "content": "<|ar|>", "single_word": false, "lstrip": false, "rstrip": false,
+        "normalized": false, "special": true
+    }));
+    let tokenizer = tok_dir.path().join("tokenizer.json");
+    std::fs::write(&tokenizer, t.to_string()).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let expand = |extra: &[&str]| {
+        let mut args = vec![
+            "model",
+            "expand",
+            "--model",
+            dir.to_str().unwrap(),
+            "--tokenizer",
+            tokenizer.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        allam(&args)
+    };
+    let summary = json(&expand(&["--init", "mean", "--pad-to-multiple", "8"]));
+    assert_eq!(summary["new_vocab_size"], 104);
+    assert_eq!(summary["from_pieces"], 2);
+    assert_eq!(summary["fallback"], 1);
+    assert_eq!(summary["padding"], 5);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["vocab_size"], 104);
+    assert_eq!(
+        std::fs::read(out.path().join("tokenizer.json")).unwrap(),
+        std::fs::read(&tokenizer).unwrap()
+    );
+
+    let ids = ["--ids", "1,5,9,33,2,17,60,44", "--json"];
+    let before = json(&allam(
+        &[&["logits", "--model", dir.to_str().unwrap()], &ids[..]].concat(),
+    ));
+    let after = json(&allam(
+        &[&["logits", "--model", out.path().to_str().unwrap()], &ids[..]].concat(),
+    ));
+    for (b, a) in before["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["logits"].as_array().unwrap())
+    {
+        let (b, a) = (b.as_array().unwrap(), a.as_array().unwrap());
+        assert_eq!((b.len(), a.len()), (96, 104));
+        assert_eq!(&a[..96], &b[..], "old logits are kept exactly");
+    }
+    // the new ids are usable
+    json(&allam(&[
+        "logits",
+        "--model",
+        out.path().to_str().unwrap(),
+        "--ids",
+        "96,97,98,103",
+        "--json",
+    ]));
+
+    let out_err = expand(&["--vocab-size", "90"]);
+    let stderr = String::from_utf8_lossy(&out_err.stderr);
+    assert_eq!(out_err.status.code(), Some(1));
+    assert!(
+        stderr.contains("shrink") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let out_err = expand(&["--init", "avg"]);
+    assert!(!out_err.status.success());
+}

@@ -16,8 +16,9 @@
 //!
 //! The map: [`config`] (what `config.json` says) → [`model`] ([`Llama`], built of [`layer`],
 //! [`attention`], [`mlp`], [`rope`]) fed by a [`batch::TokenBatch`]; [`checkpoint`] reads and writes
-//! safetensors; [`cache`] and [`generate`] decode; [`score`] gives log-probabilities; [`text`] holds
-//! the tokenizer and chat template; [`pretrained`] ties a model directory together.
+//! safetensors; [`expand`] grows the vocabulary; [`cache`] and [`generate`] decode; [`score`] gives
+//! log-probabilities; [`text`] holds the tokenizer and chat template; [`pretrained`] ties a model
+//! directory together.
 pub mod attention;
 pub mod batch;
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod expand;
 pub mod generate;
 pub mod layer;
 pub mod mlp;
@@ -39,6 +41,7 @@ pub use cache::KvCache;
 pub use checkpoint::{SaveOptions, load_model, save_model};
 pub use config::{HfConfig, LlamaConfig, StorageDtype};
 pub use error::{ModelError, Result};
+pub use expand::{ExpansionSummary, RowInit, VocabExpansion, expand_vocab};
 
 pub use model::Llama;
 

@@ -203,6 +203,77 @@ pub enum ModelCommand {
         #[arg(long)]
         model: PathBuf,
     },
+    /// Grow a model's vocabulary to an expanded tokenizer (new rows from the base rows of their
+    /// pieces); old logits are kept exactly.
+    Expand(ExpandArgs),
+}
+
+/// Arguments of `allam model expand`.
+#[derive(Debug, Args)]
+pub struct ExpandArgs {
+    /// Hugging Face model directory (with the base `tokenizer.json`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The expanded `tokenizer.json` (its `tokenizer_config.json` is taken from beside it if there).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Initialisation of new rows: mean (the paper's), noisy-mean or random.
+    #[arg(long, default_value = "mean")]
+    init: allam_model::RowInit,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Rows of the new matrices (default: the tokenizer's size).
+    #[arg(long, conflicts_with = "pad_to_multiple")]
+    vocab_size: Option<usize>,
+    /// Pad the default size up to a multiple of this.
+    #[arg(long)]
+    pad_to_multiple: Option<usize>,
+    /// Seed of the noise of noisy-mean and random.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Storage dtype: f32, bf16 or f16 (default: the source's).
+    #[arg(long)]
+    dtype: Option<StorageDtype>,
+}
+
+/// Expands, writes the directory and prints a JSON summary.
+fn expand(args: ExpandArgs) -> Result<()> {
+    use allam_model::expand::{VocabExpansion, expand_pretrained, save_expanded, tokenizer_size};
+    let pretrained = load(&args.model, &DeviceArgs { device: "cpu".into() })?;
+    let new = TextTokenizer::from_file(&args.tokenizer)?;
+    let vocab_size = args.vocab_size.unwrap_or_else(|| {
+        VocabExpansion::default_size(
+            pretrained.model.config.vocab_size,
+            tokenizer_size(new.inner()),
+            args.pad_to_multiple,
+        )
+    });
+    let plan = VocabExpansion {
+        vocab_size,
+        init: args.init,
+        seed: args.seed,
+    };
+    let dtype = match args.dtype {
+        Some(d) => d,
+        None => pretrained.hf_config.storage_dtype()?.unwrap_or(StorageDtype::F32),
+    };
+    let (expanded, summary) = expand_pretrained(pretrained, new, &plan).with_context(|| {
+        format!(
+            "expanding {} to {}",
+            args.model.display(),
+            args.tokenizer.display()
+        )
+    })?;
+    let options = SaveOptions {
+        dtype,
+        ..SaveOptions::default()
+    };
+    save_expanded(&expanded, &args.out, &options)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("{}", serde_json::to_value(&summary)?);
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
 }
 
 /// Runs one `allam model` command.
@@ -221,5 +292,6 @@ pub fn run(command: ModelCommand) -> Result<()> {
             );
             Ok(())
         }
+        ModelCommand::Expand(args) => expand(args),
     }
 }
