@@ -380,7 +380,15 @@ impl DocReader {
                     };
                     return Ok(Some(RawDoc { text, file, line }));
                 }
-                Current::Parquet { rows, row } => match rows.next() {
+                // The parquet crate's row reader can panic on a corrupt row group instead of
+                // returning an error; turn that into an error naming the file and row.
+                Current::Parquet { rows, row } => match std::panic::catch_unwind(
+                    std::panic::AssertUnwindSafe(|| rows.next()),
+                )
+                .map_err(|_| DataError::Parquet {
+                    path: path.clone(),
+                    message: format!("row {}: the Parquet reader failed (corrupt row group?)", *row + 1),
+                })? {
                     None => {
                         self.current = None;
                         continue;

@@ -23,15 +23,18 @@ pub fn select(name: &str) -> Result<Device, String> {
         "cuda" => Ok(Device::cuda(index.unwrap_or(0))),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(Default::default())),
-        "cuda" | "wgpu" => {
-            let _ = index;
-            Err(format!(
-                "device `{kind}` needs allam built with `--features {kind}`"
-            ))
-        }
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(missing_feature("cuda", index)),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(missing_feature("wgpu", index)),
         other => Err(format!(
             "unknown device `{other}` (expected one of {})",
             DEVICE_NAMES.join(", ")
         )),
     }
+}
+
+#[allow(dead_code)] // unused when both GPU features are on
+fn missing_feature(kind: &str, _index: Option<usize>) -> String {
+    format!("device `{kind}` needs allam built with `--features {kind}`")
 }
