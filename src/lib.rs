@@ -8,6 +8,8 @@
 //! | the model, Hugging Face checkpoints, generation | [`model`] | `allam-model` |
 //! | tokenizer expansion (32K → 64K) | [`tokenizer`] | `allam-tokenizer` |
 //! | data mixture, cleaning, packing | [`data`] | `allam-data` |
+//! | evaluation: log-likelihoods, perplexity, multiple choice | [`eval`] | `allam-eval` |
 pub use allam_data as data;
+pub use allam_eval as eval;
 pub use allam_model as model;
 pub use allam_tokenizer as tokenizer;

@@ -19,6 +19,12 @@ enum Command {
     Generate(cmd::model::GenerateArgs),
     /// Write a model directory again (dtype, sharding) as `transformers` writes it.
     Export(cmd::model::ExportArgs),
+    /// Log-likelihood of continuations (`{"context", "continuation"}` JSON lines), as lm-evaluation-harness.
+    Score(cmd::eval::ScoreArgs),
+    /// Perplexity and bits per byte of text files (one line per file).
+    Ppl(cmd::eval::PplArgs),
+    /// Multiple-choice accuracy (acc, acc_norm, per subject) on a task file.
+    Eval(cmd::eval::EvalArgs),
     /// Model operations.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
@@ -42,6 +48,9 @@ fn main() {
         Command::Logits(args) => cmd::model::logits(args),
         Command::Generate(args) => cmd::model::generate(args),
         Command::Export(args) => cmd::model::export(args),
+        Command::Score(args) => cmd::eval::score(args),
+        Command::Ppl(args) => cmd::eval::ppl(args),
+        Command::Eval(args) => cmd::eval::eval(args),
         Command::Model(command) => cmd::model::run(command),
         Command::Tokenizer(command) => cmd::tokenizer::run(command),
         Command::Data(command) => cmd::data::run(command),

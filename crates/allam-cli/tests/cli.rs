@@ -1,4 +1,4 @@
-//! The `allam` binary's contract: `logits`, `generate`, `export`, and errors without panics.
+//! The `allam` binary's contract: `logits`, `generate`, `export`, `score`, `ppl`, `eval`, and errors without panics.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -252,4 +252,182 @@ fn model_expand_writes_a_grown_directory_that_keeps_old_logits() {
     );
     let out_err = expand(&["--init", "avg"]);
     assert!(!out_err.status.success());
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn score_adds_logprobs_that_do_not_depend_on_the_batch_size() {
+    let dir = fixture("tiny-gqa-untied");
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("requests.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"id": 1, "context": "the cat sat on the", "continuation": " mat."}"#,
+            "\n",
+            r#"{"id": 2, "context": "hello", "continuation": " world, how are you?"}"#,
+            "\n\n",
+            r#"{"id": 3, "context": "", "continuation": "no context at all!"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let run = |batch: &str| {
+        json_lines(&allam(&[
+            "score",
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--batch-size",
+            batch,
+        ]))
+    };
+    let one = run("1");
+    let three = run("3");
+    assert_eq!(one.len(), 3);
+    let device = allam_model::device::select("cpu").unwrap();
+    let model = allam_model::PretrainedModel::load(&dir, &device).unwrap();
+    let requests = [
+        allam_eval::ScoreRequest::new("the cat sat on the", " mat."),
+        allam_eval::ScoreRequest::new("hello", " world, how are you?"),
+        allam_eval::ScoreRequest::new("", "no context at all!"),
+    ];
+    let expected = allam_eval::score_requests(&model, &requests, 1).unwrap();
+    for (i, ((a, b), e)) in one.iter().zip(&three).zip(&expected).enumerate() {
+        assert_eq!(a["id"], i + 1, "other fields pass through");
+        assert_eq!(a["continuation"], b["continuation"]);
+        let (la, lb) = (a["logprob"].as_f64().unwrap(), b["logprob"].as_f64().unwrap());
+        assert!((la - lb).abs() < 1e-4 && (la - e.logprob).abs() < 1e-4);
+        assert!(la < 0.0);
+        assert_eq!(a["continuation_tokens"], e.continuation_tokens);
+        assert_eq!(a["is_greedy"], e.is_greedy);
+    }
+}
+
+#[test]
+fn score_names_the_bad_line() {
+    let dir = fixture("tiny-gqa-untied");
+    let temp = tempfile::tempdir().unwrap();
+    let input = temp.path().join("bad.jsonl");
+    std::fs::write(
+        &input,
+        "{\"context\": \"a\", \"continuation\": \"b\"}\n{\"context\": 3}\n",
+    )
+    .unwrap();
+    let out = allam(&[
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("bad.jsonl:2") && stderr.contains("context") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ppl_reports_bits_per_byte_per_file() {
+    let dir = fixture("tiny-gqa-untied");
+    let temp = tempfile::tempdir().unwrap();
+    let en = temp.path().join("en.txt");
+    let other = temp.path().join("other.txt");
+    std::fs::write(&en, "the quick brown fox jumps over the lazy dog.").unwrap();
+    std::fs::write(&other, "hello there, is it raining? yes it is!").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "ppl",
+            "--model",
+            dir.to_str().unwrap(),
+            "--json",
+            "--text",
+            en.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        json_lines(&allam(&args))
+    };
+    let full = run(&[]);
+    assert_eq!(full.len(), 2);
+    assert_eq!(full[0]["bytes"], 44);
+    for line in &full {
+        let tokens = line["tokens"].as_f64().unwrap();
+        let bytes = line["bytes"].as_f64().unwrap();
+        let nll = line["nll"].as_f64().unwrap();
+        assert!(nll > 0.0);
+        assert!((line["ppl"].as_f64().unwrap() - (nll / tokens).exp()).abs() < 1e-6 * (nll / tokens).exp());
+        assert!((line["bpb"].as_f64().unwrap() - nll / (std::f64::consts::LN_2 * bytes)).abs() < 1e-9);
+    }
+    let windowed = run(&["--window", "8", "--stride", "4", "--batch-size", "3"]);
+    assert_eq!(windowed[0]["tokens"], full[0]["tokens"]);
+    assert_ne!(
+        windowed[0]["nll"], full[0]["nll"],
+        "shorter windows see less context"
+    );
+}
+
+#[test]
+fn eval_reports_accuracy_overall_and_per_subject() {
+    let dir = fixture("tiny-gqa-untied");
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("mc.jsonl");
+    std::fs::write(
+        &data,
+        concat!(
+            r#"{"question": "is ice cold?", "choices": ["yes", "no"], "answer": 0, "subject": "physics"}"#,
+            "\n",
+            r#"{"question": "the opposite of up is", "choices": ["left", "down"], "answer": 1, "subject": "words"}"#,
+            "\n",
+            r#"{"question": "is fire hot?", "choices": ["no", "yes"], "answer": 1, "subject": "physics"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    for mode in ["text", "letters"] {
+        let report = json(&allam(&[
+            "eval",
+            "--model",
+            dir.to_str().unwrap(),
+            "--task",
+            "mc-jsonl",
+            "--data",
+            data.to_str().unwrap(),
+            "--shots",
+            "1",
+            "--mode",
+            mode,
+            "--json",
+        ]));
+        assert_eq!(report["overall"]["n"], 3);
+        assert_eq!(report["subjects"]["physics"]["n"], 2);
+        assert_eq!(report["subjects"]["words"]["n"], 1);
+        let acc = report["overall"]["acc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    let out = allam(&[
+        "eval",
+        "--model",
+        dir.to_str().unwrap(),
+        "--task",
+        "acva",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("acva"));
 }

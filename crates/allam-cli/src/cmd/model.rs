@@ -15,12 +15,12 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    fn device(&self) -> Result<burn::tensor::Device> {
+    pub(crate) fn device(&self) -> Result<burn::tensor::Device> {
         allam_model::device::select(&self.device).map_err(anyhow::Error::msg)
     }
 }
 
-fn load(dir: &std::path::Path, device: &DeviceArgs) -> Result<PretrainedModel> {
+pub(crate) fn load(dir: &std::path::Path, device: &DeviceArgs) -> Result<PretrainedModel> {
     PretrainedModel::load(dir, &device.device()?)
         .with_context(|| format!("loading the model in {}", dir.display()))
 }

@@ -1,0 +1,184 @@
+//! `allam score`, `allam ppl` and `allam eval`: evaluation from the shell.
+use std::io::Write;
+use std::path::PathBuf;
+
+use allam_eval::{SlidingWindow, read_jsonl, score_requests, text_stats};
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::model::{DeviceArgs, load};
+
+/// Arguments of `allam score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Hugging Face model directory (with its tokenizer).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSON Lines requests: `{"context": ..., "continuation": ...}`; other fields are passed through.
+    #[arg(long)]
+    input: PathBuf,
+    /// Requests per forward pass (scores do not depend on it).
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Prints each request as a JSON line with `logprob`, `continuation_tokens` and `is_greedy` added.
+pub fn score(args: ScoreArgs) -> Result<()> {
+    let records = read_jsonl(&args.input)?;
+    let requests = records
+        .iter()
+        .map(|r| r.score_request(&args.input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pretrained = load(&args.model, &args.device)?;
+    let scores = score_requests(&pretrained, &requests, args.batch_size)
+        .with_context(|| format!("scoring {}", args.input.display()))?;
+    let mut out = std::io::stdout().lock();
+    for (record, score) in records.into_iter().zip(scores) {
+        let mut object = record.object;
+        object.insert("logprob".into(), json!(score.logprob));
+        object.insert("continuation_tokens".into(), json!(score.continuation_tokens));
+        object.insert("is_greedy".into(), json!(score.is_greedy));
+        serde_json::to_writer(&mut out, &Value::Object(object))?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Arguments of `allam ppl`.
+#[derive(Debug, Args)]
+pub struct PplArgs {
+    /// Hugging Face model directory (with its tokenizer).
+    #[arg(long)]
+    model: PathBuf,
+    /// UTF-8 text files, each measured as one document (e.g. one per language).
+    #[arg(long, num_args = 1.., required = true)]
+    text: Vec<PathBuf>,
+    /// Most tokens the model reads per pass (default: the model's context length).
+    #[arg(long)]
+    window: Option<usize>,
+    /// New tokens scored per pass (default: the window, i.e. disjoint windows).
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Print one JSON object per file instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Prints tokens, bytes, nll, perplexity and bits per byte for each file.
+pub fn ppl(args: PplArgs) -> Result<()> {
+    let pretrained = load(&args.model, &args.device)?;
+    let default = SlidingWindow::for_model(&pretrained.model);
+    let window = args.window.unwrap_or(default.window);
+    let window = SlidingWindow {
+        window,
+        stride: args.stride.unwrap_or(window),
+    };
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(out, "file\ttokens\tbytes\tnll\tppl\tbpb")?;
+    }
+    for path in &args.text {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let stats = text_stats(&pretrained, &text, window, args.batch_size)
+            .with_context(|| format!("measuring {}", path.display()))?;
+        let (ppl, bpb) = (stats.perplexity(), stats.bits_per_byte());
+        if args.json {
+            let line = json!({
+                "file": path.display().to_string(),
+                "tokens": stats.tokens,
+                "bytes": stats.bytes,
+                "nll": stats.nll,
+                "ppl": ppl,
+                "bpb": bpb,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{:.4}\t{:.4}\t{:.4}",
+                path.display(),
+                stats.tokens,
+                stats.bytes,
+                stats.nll,
+                ppl,
+                bpb
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// How each choice is scored in `allam eval`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ModeArg {
+    /// By the choice's text (acc and acc_norm).
+    Text,
+    /// By the choice's letter label, after a prompt listing the choices.
+    Letters,
+}
+
+/// Arguments of `allam eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Hugging Face model directory (with its tokenizer).
+    #[arg(long)]
+    model: PathBuf,
+    /// The file format: `exams`, `mc-jsonl` or `mmlu` (JSON Lines as `datasets` exports them).
+    #[arg(long)]
+    task: String,
+    /// The task's JSON Lines file.
+    #[arg(long)]
+    data: PathBuf,
+    /// Solved examples before each question.
+    #[arg(long, default_value_t = 0)]
+    shots: usize,
+    /// Score by choice text or by letter label.
+    #[arg(long, value_enum, default_value = "text")]
+    mode: ModeArg,
+    /// Requests per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Prints accuracy (acc, acc_norm) overall and per subject.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let format = allam_eval::TaskFormat::from_name(&args.task)?;
+    let items = allam_eval::read_items(&args.data, format)?;
+    let pretrained = load(&args.model, &args.device)?;
+    let options = allam_eval::McOptions {
+        mode: match args.mode {
+            ModeArg::Text => allam_eval::ChoiceMode::Text,
+            ModeArg::Letters => allam_eval::ChoiceMode::Letters,
+        },
+        shots: args.shots,
+        batch_size: args.batch_size,
+    };
+    let report = allam_eval::evaluate(&pretrained, &items, options)
+        .with_context(|| format!("evaluating {}", args.data.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let line = json!({ "task": args.task, "shots": args.shots, "overall": report.overall, "subjects": report.subjects });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(out, "subject\tn\tacc\tacc_norm")?;
+        for (subject, a) in &report.subjects {
+            writeln!(out, "{subject}\t{}\t{:.4}\t{:.4}", a.n, a.acc, a.acc_norm)?;
+        }
+        let a = report.overall;
+        writeln!(out, "(all)\t{}\t{:.4}\t{:.4}", a.n, a.acc, a.acc_norm)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! # allam-eval
+//!
+//! Evaluation of ALLaM models, built on one primitive as in lm-evaluation-harness: the
+//! log-likelihood of a continuation given a context, and whether it is the greedy one.
+//!
+//! ```no_run
+//! use allam_eval::{ScoreRequest, score_requests};
+//! use allam_model::PretrainedModel;
+//! # fn main() -> Result<(), allam_eval::EvalError> {
+//! let device = allam_model::device::select("cpu").unwrap();
+//! let model = PretrainedModel::load("path/to/model-dir".as_ref(), &device)?;
+//! let requests = [ScoreRequest::new("The capital of Saudi Arabia is", " Riyadh")];
+//! let scores = score_requests(&model, &requests, 8)?;
+//! println!("{} (greedy: {})", scores[0].logprob, scores[0].is_greedy);
+//! # Ok(()) }
+//! ```
+//!
+//! The map: [`jsonl`] reads request and task files; [`request`] turns text pairs into token ids; [`loglik`] scores them in batches;
+//! [`perplexity`] measures whole texts (perplexity, bits per byte) with a sliding window;
+//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject).
+pub mod error;
+pub mod jsonl;
+pub mod loglik;
+pub mod multiple_choice;
+pub mod perplexity;
+pub mod request;
+pub mod task;
+
+pub use error::{EvalError, Result};
+pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
+pub use loglik::{RequestScore, score_encoded, score_requests};
+pub use multiple_choice::{Accuracy, ChoiceMode, McOptions, McReport, evaluate};
+pub use perplexity::{SlidingWindow, TextStats, sequence_nll, text_stats};
+pub use request::{EncodedRequest, ScoreRequest, encode_request};
+pub use task::{McItem, TaskFormat, read_items};

@@ -1,0 +1,178 @@
+//! Multiple-choice task files and scoring: formats parsed from small files, acc vs acc_norm.
+use std::path::{Path, PathBuf};
+
+use allam_eval::multiple_choice::{choice_continuation, few_shot_context, pick, question_prompt};
+use allam_eval::{
+    ChoiceMode, EvalError, McOptions, ScoreRequest, TaskFormat, evaluate, read_items, score_requests,
+};
+use allam_model::PretrainedModel;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const EXAMS: &str = r#"{"id": "q1", "question": {"stem": "what is red?", "choices": [{"text": "the sky", "label": "A"}, {"text": "a rose", "label": "B"}, {"text": "grass", "label": "C"}]}, "answerKey": "B", "info": {"subject": "colors", "grade": 4}}
+{"id": "q2", "question": {"stem": "what is blue?", "choices": [{"text": "the sea", "label": "1"}, {"text": "the sun", "label": "2"}]}, "answerKey": "1", "info": {"subject": "colors"}}
+
+{"id": "q3", "question": {"stem": "how many legs has a cat?", "choices": [{"text": "four", "label": "A"}, {"text": "two", "label": "B"}]}, "answerKey": "A", "info": {"subject": "animals"}}
+"#;
+
+const MC: &str = r#"{"question": "is ice cold?", "choices": ["yes", "no"], "answer": 0, "subject": "physics"}
+{"question": "the opposite of up is", "choices": ["left", "down", "right"], "answer": 1}
+"#;
+
+#[test]
+fn exams_and_generic_jsonl_are_read_into_items() {
+    let temp = tempfile::tempdir().unwrap();
+    let exams = read_items(&write(temp.path(), "exams.jsonl", EXAMS), TaskFormat::Exams).unwrap();
+    assert_eq!(exams.len(), 3);
+    assert_eq!(exams[0].question, "what is red?");
+    assert_eq!(exams[0].choices, ["the sky", "a rose", "grass"]);
+    assert_eq!(exams[0].answer, 1);
+    assert_eq!(exams[0].subject, "colors");
+    assert_eq!(exams[1].labels, ["1", "2"]);
+    assert_eq!(exams[1].answer, 0);
+    assert_eq!(exams[2].subject, "animals");
+
+    let mc = read_items(&write(temp.path(), "mc.jsonl", MC), TaskFormat::McJsonl).unwrap();
+    assert_eq!(mc.len(), 2);
+    assert_eq!(mc[1].labels, ["A", "B", "C"]);
+    assert_eq!(mc[1].answer, 1);
+    assert_eq!(mc[0].subject, "physics");
+    assert_eq!(mc[1].subject, "");
+    assert_eq!(TaskFormat::from_name("mmlu").unwrap(), TaskFormat::McJsonl);
+    assert!(TaskFormat::from_name("nope").is_err());
+}
+
+#[test]
+fn bad_items_name_file_and_line() {
+    let temp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            TaskFormat::Exams,
+            EXAMS.replace(r#""answerKey": "A""#, r#""answerKey": "Z""#),
+            4,
+            "answerKey",
+        ),
+        (
+            TaskFormat::McJsonl,
+            MC.replace(r#""answer": 1"#, r#""answer": 3"#),
+            2,
+            "out of range",
+        ),
+        (
+            TaskFormat::McJsonl,
+            MC.replace(r#"["yes", "no"]"#, "[1, 2]"),
+            1,
+            "choices",
+        ),
+        (
+            TaskFormat::McJsonl,
+            MC.replace(r#", "answer": 0"#, ""),
+            1,
+            "answer",
+        ),
+    ];
+    for (format, text, line, what) in cases {
+        let path = write(temp.path(), "bad.jsonl", &text);
+        match read_items(&path, format) {
+            Err(e @ EvalError::Format { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("bad.jsonl:{line}:")) && message.contains(what),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a format error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn acc_and_acc_norm_differ_when_length_matters() {
+    // " no" (3 chars) at -3.0 beats " absolutely yes" (15 chars) at -6.0 by total, but per
+    // character the long answer is more likely: -0.4 against -1.0.
+    assert_eq!(pick(&[-3.0, -6.0], &[3, 15]), (0, 1));
+    assert_eq!(pick(&[-6.0, -3.0], &[3, 15]), (1, 1));
+    assert_eq!(pick(&[-1.0, -1.0], &[2, 2]), (0, 0), "first on ties");
+}
+
+#[test]
+fn prompts_and_shots() {
+    let temp = tempfile::tempdir().unwrap();
+    let items = read_items(&write(temp.path(), "exams.jsonl", EXAMS), TaskFormat::Exams).unwrap();
+    assert_eq!(
+        question_prompt(&items[0], ChoiceMode::Text),
+        "Question: what is red?\nAnswer:"
+    );
+    assert_eq!(
+        question_prompt(&items[1], ChoiceMode::Letters),
+        "Question: what is blue?\n1. the sea\n2. the sun\nAnswer:"
+    );
+    assert_eq!(choice_continuation(&items[0], 1, ChoiceMode::Text), " a rose");
+    assert_eq!(choice_continuation(&items[0], 1, ChoiceMode::Letters), " B");
+    // One shot for q1 comes from its own subject (q2), never from itself.
+    let context = few_shot_context(&items, 0, 1, ChoiceMode::Text);
+    assert_eq!(
+        context,
+        "Question: what is blue?\nAnswer: the sea\n\nQuestion: what is red?\nAnswer:"
+    );
+    assert_eq!(
+        few_shot_context(&items, 2, 5, ChoiceMode::Text)
+            .matches("Question:")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn evaluation_agrees_with_scoring_by_hand() {
+    let device = allam_model::device::select("cpu").unwrap();
+    let model = PretrainedModel::load(&fixture("tiny-gqa-untied"), &device).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let items = read_items(&write(temp.path(), "exams.jsonl", EXAMS), TaskFormat::Exams).unwrap();
+    let options = McOptions {
+        mode: ChoiceMode::Text,
+        shots: 0,
+        batch_size: 4,
+    };
+    let report = evaluate(&model, &items, options).unwrap();
+    assert_eq!(report.overall.n, 3);
+    assert_eq!(report.subjects["colors"].n, 2);
+    assert_eq!(report.subjects["animals"].n, 1);
+    let (mut acc, mut norm) = (0, 0);
+    for item in &items {
+        let requests: Vec<ScoreRequest> = (0..item.choices.len())
+            .map(|i| {
+                ScoreRequest::new(
+                    question_prompt(item, ChoiceMode::Text),
+                    format!(" {}", item.choices[i]),
+                )
+            })
+            .collect();
+        let scores = score_requests(&model, &requests, 1).unwrap();
+        let logprobs: Vec<f64> = scores.iter().map(|s| s.logprob).collect();
+        let lengths: Vec<usize> = item.choices.iter().map(|c| c.len() + 1).collect();
+        let (a, n) = pick(&logprobs, &lengths);
+        acc += usize::from(a == item.answer);
+        norm += usize::from(n == item.answer);
+    }
+    assert!((report.overall.acc - acc as f64 / 3.0).abs() < 1e-12);
+    assert!((report.overall.acc_norm - norm as f64 / 3.0).abs() < 1e-12);
+    let letters = McOptions {
+        mode: ChoiceMode::Letters,
+        shots: 1,
+        batch_size: 2,
+    };
+    let report = evaluate(&model, &items, letters).unwrap();
+    assert_eq!(report.overall.n, 3);
+    assert!((0.0..=1.0).contains(&report.overall.acc));
+}
