@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::reader::RowIter;
-use parquet::record::{Field, Row};
-use parquet::schema::types::Type;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::rng::SplitMix64;
+
+mod parquet_rows;
+use parquet_rows::{open_parquet, parquet_doc};
 
 /// File format of an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -572,58 +572,6 @@ impl<'de> Visitor<'de> for Value {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(JsonField::Other("an object"))
     }
-}
-
-fn open_parquet(path: &Path, file: File, fields: &[&str]) -> Result<RowIter<'static>> {
-    let perr = |message: String| DataError::Parquet {
-        path: path.to_path_buf(),
-        message,
-    };
-    let reader = SerializedFileReader::new(file).map_err(|e| perr(e.to_string()))?;
-    let schema = reader.metadata().file_metadata().schema();
-    let mut selected = Vec::new();
-    for f in fields {
-        let col = schema
-            .get_fields()
-            .iter()
-            .find(|t| t.name() == *f)
-            .ok_or_else(|| perr(format!("no column `{f}` (expected a string column)")))?;
-        selected.push(col.clone());
-    }
-    let projection = Type::group_type_builder(schema.name())
-        .with_fields(selected)
-        .build()
-        .map_err(|e| perr(e.to_string()))?;
-    RowIter::from_file_into(Box::new(reader))
-        .project(Some(projection))
-        .map_err(|e| perr(e.to_string()))
-}
-
-fn parquet_doc(row: &Row, extract: &mut Extract, path: &Path, line: u64) -> Result<String> {
-    let fields = extract.fields();
-    let mut values: Vec<&str> = Vec::with_capacity(fields.len());
-    for f in &fields {
-        let v = row
-            .get_column_iter()
-            .find(|(name, _)| name.as_str() == *f)
-            .map(|(_, v)| v);
-        match v {
-            Some(Field::Str(s)) => values.push(s.as_str()),
-            Some(other) => {
-                return Err(DataError::Parquet {
-                    path: path.to_path_buf(),
-                    message: format!("row {line}: column `{f}` must be a string, found {other}"),
-                });
-            }
-            None => {
-                return Err(DataError::Parquet {
-                    path: path.to_path_buf(),
-                    message: format!("row {line}: missing column `{f}`"),
-                });
-            }
-        }
-    }
-    Ok(extract.build(&values))
 }
 
 #[cfg(test)]
