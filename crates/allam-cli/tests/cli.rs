@@ -424,10 +424,22 @@ fn eval_reports_accuracy_overall_and_per_subject() {
         "--model",
         dir.to_str().unwrap(),
         "--task",
+        "nope",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    // A known format that does not fit the file names the file and line.
+    let out = allam(&[
+        "eval",
+        "--model",
+        dir.to_str().unwrap(),
+        "--task",
         "acva",
         "--data",
         data.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("acva"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mc.jsonl:1:"));
 }

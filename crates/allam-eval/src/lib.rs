@@ -17,7 +17,10 @@
 //!
 //! The map: [`jsonl`] reads request and task files; [`request`] turns text pairs into token ids; [`loglik`] scores them in batches;
 //! [`perplexity`] measures whole texts (perplexity, bits per byte) with a sliding window;
-//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject).
+//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject):
+//! EXAMS, generic JSON Lines (MMLU as `datasets` exports it), MMLU's original CSV, ACVA and
+//! Arabic MMLU (JSON Lines or CSV, read by [`csv`]).
+pub mod csv;
 pub mod error;
 pub mod jsonl;
 pub mod loglik;
@@ -32,4 +35,4 @@ pub use loglik::{RequestScore, score_encoded, score_requests};
 pub use multiple_choice::{Accuracy, ChoiceMode, McOptions, McReport, evaluate};
 pub use perplexity::{SlidingWindow, TextStats, sequence_nll, text_stats};
 pub use request::{EncodedRequest, ScoreRequest, encode_request};
-pub use task::{McItem, TaskFormat, read_items};
+pub use task::{ACVA_CHOICES, McItem, TaskFormat, read_items};

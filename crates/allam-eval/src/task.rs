@@ -1,10 +1,16 @@
-//! Multiple-choice task files: EXAMS and generic JSON Lines, read into one item shape.
+//! Multiple-choice task files, read into one item shape: EXAMS, generic JSON Lines (and MMLU's
+//! `datasets` export), MMLU's original CSV, ACVA (true/false statements) and Arabic MMLU (JSON
+//! Lines or CSV with a header).
 use std::path::Path;
 
 use serde_json::Value;
 
+use crate::csv::{csv_records_with_header, named_record, parse_csv};
 use crate::error::{EvalError, Result};
-use crate::jsonl::{JsonlRecord, read_jsonl};
+use crate::jsonl::{JsonlRecord, parse_jsonl};
+
+/// ACVA's two choices, in order: "true" then "false".
+pub const ACVA_CHOICES: [&str; 2] = ["صح", "خطأ"];
 
 /// One multiple-choice question.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,27 +36,114 @@ pub enum TaskFormat {
     /// Generic JSON Lines (also MMLU as exported by `datasets`): `question`, `choices` (strings),
     /// `answer` (the index of the correct choice), optional `subject`.
     McJsonl,
+    /// MMLU's original CSV: rows `question,A,B,C,D,answer_letter`, no header; the subject is
+    /// the file name without `_test`/`_dev`/`_val` (as `abstract_algebra_test.csv`).
+    MmluCsv,
+    /// ACVA: `question` (a statement), `answer` (`صح` or `خطأ`), optional `subject` (`id`
+    /// ignored); two choices, [`ACVA_CHOICES`].
+    Acva,
+    /// Arabic MMLU (JSON Lines, or CSV with a header row): `Question`, optional `Context` (put
+    /// before the question), `Option 1` ... `Option 5` (empty or missing ones skipped), `Answer Key`
+    /// (`A`-`E` or `أ` `ب` `ج` `د` `هـ`), optional `Subject`.
+    ArabicMmlu,
 }
 
 impl TaskFormat {
-    /// The format named `exams`, `mc-jsonl` or `mmlu` (MMLU's JSON Lines have the generic shape).
+    /// The format named `exams`, `mc-jsonl`, `mmlu` (MMLU's JSON Lines have the generic shape),
+    /// `mmlu-csv`, `acva` or `arabic-mmlu`.
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "exams" => Ok(Self::Exams),
             "mc-jsonl" | "mmlu" => Ok(Self::McJsonl),
+            "mmlu-csv" => Ok(Self::MmluCsv),
+            "acva" => Ok(Self::Acva),
+            "arabic-mmlu" => Ok(Self::ArabicMmlu),
             other => Err(EvalError::Input(format!(
-                "unknown task format `{other}` (expected exams, mc-jsonl or mmlu)"
+                "unknown task format `{other}` (expected exams, mc-jsonl, mmlu, mmlu-csv, acva or arabic-mmlu)"
             ))),
         }
     }
+
+    /// The format named `name` for the file `path`: as [`TaskFormat::from_name`], except that
+    /// `mmlu` with a `.csv` file is MMLU's original CSV.
+    pub fn for_file(name: &str, path: &Path) -> Result<Self> {
+        let format = Self::from_name(name)?;
+        Ok(if name == "mmlu" && is_csv(path) {
+            Self::MmluCsv
+        } else {
+            format
+        })
+    }
 }
 
-/// Reads every item of a task file.
+/// Whether `path` ends in `.csv` (any case).
+fn is_csv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Reads every item of a task file (Arabic MMLU as CSV when the name ends in `.csv`).
 pub fn read_items(path: &Path, format: TaskFormat) -> Result<Vec<McItem>> {
-    read_jsonl(path)?
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+    let records = match format {
+        TaskFormat::MmluCsv => mmlu_csv_records(&text, path)?,
+        TaskFormat::ArabicMmlu if is_csv(path) => csv_records_with_header(&text, path)?,
+        _ => parse_jsonl(&text, path)?,
+    };
+    records
         .iter()
         .map(|record| parse_item(record, path, format))
         .collect()
+}
+
+/// MMLU CSV rows as records with `question`, `A`...`D`, `answer` and `subject` (from the file name).
+fn mmlu_csv_records(text: &str, path: &Path) -> Result<Vec<JsonlRecord>> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let subject = ["_test", "_dev", "_val"]
+        .iter()
+        .find_map(|suffix| stem.strip_suffix(suffix))
+        .unwrap_or(stem)
+        .to_string();
+    const COLUMNS: [&str; 6] = ["question", "A", "B", "C", "D", "answer"];
+    parse_csv(text, path)?
+        .into_iter()
+        .map(|row| {
+            if row.fields.len() != COLUMNS.len() {
+                return Err(EvalError::format(
+                    path,
+                    row.line,
+                    format!(
+                        "{} field(s): MMLU rows are question,A,B,C,D,answer",
+                        row.fields.len()
+                    ),
+                ));
+            }
+            let pairs = COLUMNS.iter().map(|c| c.to_string()).zip(row.fields);
+            let subject = ("subject".to_string(), subject.clone());
+            Ok(named_record(row.line, pairs.chain([subject])))
+        })
+        .collect()
+}
+
+/// A string field that may be absent, `null` or empty (all `None`), trimmed.
+fn optional_str<'a>(record: &'a JsonlRecord, key: &str) -> Option<&'a str> {
+    record
+        .object
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The index of an answer letter: `A`-`E` (any case) or the Arabic `أ` `ب` `ج` `د` `هـ`.
+fn letter_index(key: &str) -> Option<usize> {
+    match key.trim() {
+        "A" | "a" | "أ" | "ا" => Some(0),
+        "B" | "b" | "ب" => Some(1),
+        "C" | "c" | "ج" => Some(2),
+        "D" | "d" | "د" => Some(3),
+        "E" | "e" | "هـ" | "ه" => Some(4),
+        _ => None,
+    }
 }
 
 /// Reads one line of a task file.
@@ -126,6 +219,68 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 choices,
                 answer,
                 subject: subject.unwrap_or_default().to_string(),
+            }
+        }
+        TaskFormat::MmluCsv => {
+            let choices = ["A", "B", "C", "D"]
+                .iter()
+                .map(|c| record.string(c, path).map(str::to_string))
+                .collect::<Result<Vec<_>>>()?;
+            let key = record.string("answer", path)?;
+            let answer =
+                letter_index(key).ok_or_else(|| bad(format!("answer {key:?} must be one of A, B, C, D")))?;
+            McItem {
+                question: record.string("question", path)?.to_string(),
+                labels: letters(choices.len()),
+                choices,
+                answer,
+                subject: optional_str(record, "subject").unwrap_or_default().to_string(),
+            }
+        }
+        TaskFormat::Acva => {
+            let question = record.string("question", path)?;
+            let key = record.string("answer", path)?;
+            let answer = ACVA_CHOICES
+                .iter()
+                .position(|c| *c == key.trim())
+                .ok_or_else(|| bad(format!("`answer` {key:?} must be \"صح\" or \"خطأ\"")))?;
+            McItem {
+                question: question.to_string(),
+                choices: ACVA_CHOICES.iter().map(|c| c.to_string()).collect(),
+                labels: letters(2),
+                answer,
+                subject: optional_str(record, "subject").unwrap_or_default().to_string(),
+            }
+        }
+        TaskFormat::ArabicMmlu => {
+            let question = record.string("Question", path)?;
+            let question = match optional_str(record, "Context") {
+                Some(context) => format!("{context}\n{}", question.trim()),
+                None => question.to_string(),
+            };
+            let mut choices = Vec::new();
+            let mut positions = Vec::new();
+            for n in 1..=5 {
+                if let Some(option) = optional_str(record, &format!("Option {n}")) {
+                    positions.push(n - 1);
+                    choices.push(option.to_string());
+                }
+            }
+            let key = record.string("Answer Key", path)?;
+            let option = letter_index(key)
+                .ok_or_else(|| bad(format!("`Answer Key` {key:?} must be a letter A-E or أ ب ج د هـ")))?;
+            let answer = positions.iter().position(|&p| p == option).ok_or_else(|| {
+                bad(format!(
+                    "`Answer Key` {key:?} names `Option {}`, which is empty or missing",
+                    option + 1
+                ))
+            })?;
+            McItem {
+                question,
+                labels: letters(choices.len()),
+                choices,
+                answer,
+                subject: optional_str(record, "Subject").unwrap_or_default().to_string(),
             }
         }
     };

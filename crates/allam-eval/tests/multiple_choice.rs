@@ -176,3 +176,163 @@ fn evaluation_agrees_with_scoring_by_hand() {
     assert_eq!(report.overall.n, 3);
     assert!((0.0..=1.0).contains(&report.overall.acc));
 }
+
+const ACVA: &str = r#"{"id": "1", "question": "الرياض عاصمة السعودية", "answer": "صح", "subject": "Saudi_Arabia"}
+{"id": "2", "question": "الشمس تدور حول الأرض", "answer": "خطأ"}
+"#;
+
+const ARABIC_MMLU_JSONL: &str = r#"{"ID": 1, "Subject": "Math", "Context": "", "Question": "كم يساوي ٢ + ٢؟", "Option 1": "٣", "Option 2": "٤", "Option 3": "٥", "Option 4": "", "Option 5": null, "Answer Key": "B"}
+{"ID": 2, "Subject": "History", "Context": "قرأ الطالب نصاً.", "Question": "ما موضوع النص؟", "Option 1": "التاريخ", "Option 2": "العلوم", "Answer Key": "أ"}
+{"Question": "اختر الخامس", "Option 1": "1", "Option 2": "2", "Option 3": "3", "Option 4": "4", "Option 5": "5", "Answer Key": "هـ"}
+"#;
+
+const ARABIC_MMLU_CSV: &str = "ID,Subject,Context,Question,Option 1,Option 2,Option 3,Option 4,Option 5,Answer Key\n\
+1,Math,,\"كم يساوي ٢ + ٢، تقريباً؟\",٣,٤,,,,ب\n\
+2,Physics,\"سياق\nمن سطرين\",ما هذا؟,أ,ب,ج,د,,D\n";
+
+const MMLU_CSV: &str = "\"What is 1+1, in base 10?\",1,2,3,4,B\n\
+Which is a prime?,4,6,7,9,C\n";
+
+#[test]
+fn acva_statements_become_true_false_items() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = write(temp.path(), "acva.jsonl", ACVA);
+    let items = read_items(&path, TaskFormat::from_name("acva").unwrap()).unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].question, "الرياض عاصمة السعودية");
+    assert_eq!(items[0].choices, allam_eval::ACVA_CHOICES);
+    assert_eq!(items[0].answer, 0);
+    assert_eq!(items[0].subject, "Saudi_Arabia");
+    assert_eq!(items[1].answer, 1);
+    assert_eq!(items[1].subject, "");
+}
+
+#[test]
+fn arabic_mmlu_is_read_from_jsonl_and_csv() {
+    let temp = tempfile::tempdir().unwrap();
+    let format = TaskFormat::from_name("arabic-mmlu").unwrap();
+    let items = read_items(&write(temp.path(), "ammlu.jsonl", ARABIC_MMLU_JSONL), format).unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        items[0].question, "كم يساوي ٢ + ٢؟",
+        "an empty context is left out"
+    );
+    assert_eq!(
+        items[0].choices,
+        ["٣", "٤", "٥"],
+        "empty and null options are skipped"
+    );
+    assert_eq!(items[0].labels, ["A", "B", "C"]);
+    assert_eq!(items[0].answer, 1);
+    assert_eq!(items[0].subject, "Math");
+    assert_eq!(items[1].question, "قرأ الطالب نصاً.\nما موضوع النص؟");
+    assert_eq!(items[1].answer, 0);
+    assert_eq!(items[2].answer, 4);
+    assert_eq!(items[2].subject, "");
+
+    let path = write(temp.path(), "ammlu.csv", ARABIC_MMLU_CSV);
+    assert_eq!(TaskFormat::for_file("arabic-mmlu", &path).unwrap(), format);
+    let items = read_items(&path, format).unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].question, "كم يساوي ٢ + ٢، تقريباً؟");
+    assert_eq!(items[0].choices, ["٣", "٤"]);
+    assert_eq!(items[0].answer, 1);
+    assert_eq!(items[1].question, "سياق\nمن سطرين\nما هذا؟");
+    assert_eq!(items[1].choices.len(), 4);
+    assert_eq!(items[1].answer, 3);
+    assert_eq!(items[1].subject, "Physics");
+}
+
+#[test]
+fn mmlu_csv_is_the_original_layout_and_jsonl_stays_generic() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = write(temp.path(), "abstract_algebra_test.csv", MMLU_CSV);
+    let format = TaskFormat::for_file("mmlu", &path).unwrap();
+    assert_eq!(format, TaskFormat::MmluCsv);
+    assert_eq!(TaskFormat::from_name("mmlu-csv").unwrap(), TaskFormat::MmluCsv);
+    assert_eq!(
+        TaskFormat::for_file("mmlu", Path::new("mmlu.jsonl")).unwrap(),
+        TaskFormat::McJsonl
+    );
+    assert_eq!(
+        TaskFormat::for_file("mc-jsonl", &path).unwrap(),
+        TaskFormat::McJsonl,
+        "only the mmlu name follows the extension"
+    );
+    let items = read_items(&path, format).unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].question, "What is 1+1, in base 10?");
+    assert_eq!(items[0].choices, ["1", "2", "3", "4"]);
+    assert_eq!(items[0].answer, 1);
+    assert_eq!(items[0].subject, "abstract_algebra");
+    assert_eq!(items[1].answer, 2);
+}
+
+#[test]
+fn bad_new_format_items_name_file_and_line() {
+    let temp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            TaskFormat::Acva,
+            "bad.jsonl",
+            ACVA.replace(r#""answer": "خطأ""#, r#""answer": "ربما""#),
+            2,
+            "answer",
+        ),
+        (
+            TaskFormat::Acva,
+            "bad.jsonl",
+            ACVA.replace(r#""question": "الرياض عاصمة السعودية", "#, ""),
+            1,
+            "question",
+        ),
+        (
+            TaskFormat::ArabicMmlu,
+            "bad.jsonl",
+            ARABIC_MMLU_JSONL.replace(r#""Answer Key": "أ""#, r#""Answer Key": "C""#),
+            2,
+            "Option 3",
+        ),
+        (
+            TaskFormat::ArabicMmlu,
+            "bad.jsonl",
+            ARABIC_MMLU_JSONL.replace(r#""Answer Key": "هـ""#, r#""Answer Key": "Z""#),
+            3,
+            "Answer Key",
+        ),
+        (
+            TaskFormat::ArabicMmlu,
+            "bad.csv",
+            ARABIC_MMLU_CSV.replace(",,D\n", ",D\n"),
+            3,
+            "header",
+        ),
+        (
+            TaskFormat::MmluCsv,
+            "bad.csv",
+            MMLU_CSV.replace(",C\n", ",X\n"),
+            2,
+            "answer",
+        ),
+        (
+            TaskFormat::MmluCsv,
+            "bad.csv",
+            MMLU_CSV.replace("4,B", "B"),
+            1,
+            "question,A,B,C,D,answer",
+        ),
+    ];
+    for (format, name, text, line, what) in cases {
+        let path = write(temp.path(), name, &text);
+        match read_items(&path, format) {
+            Err(e @ EvalError::Format { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("{name}:{line}:")) && message.contains(what),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a format error, got {other:?}"),
+        }
+    }
+}

@@ -131,10 +131,12 @@ pub struct EvalArgs {
     /// Hugging Face model directory (with its tokenizer).
     #[arg(long)]
     model: PathBuf,
-    /// The file format: `exams`, `mc-jsonl` or `mmlu` (JSON Lines as `datasets` exports them).
+    /// The file format: `exams`, `mc-jsonl`, `mmlu` (JSON Lines as `datasets` exports them, or
+    /// the original `question,A,B,C,D,answer` CSV for a `.csv` file), `mmlu-csv`, `acva` (statements
+    /// answered `صح`/`خطأ`) or `arabic-mmlu` (JSON Lines, or CSV with a header for a `.csv` file).
     #[arg(long)]
     task: String,
-    /// The task's JSON Lines file.
+    /// The task's file (JSON Lines, or CSV where the format allows).
     #[arg(long)]
     data: PathBuf,
     /// Solved examples before each question.
@@ -155,7 +157,7 @@ pub struct EvalArgs {
 
 /// Prints accuracy (acc, acc_norm) overall and per subject.
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let format = allam_eval::TaskFormat::from_name(&args.task)?;
+    let format = allam_eval::TaskFormat::for_file(&args.task, &args.data)?;
     let items = allam_eval::read_items(&args.data, format)?;
     let pretrained = load(&args.model, &args.device)?;
     let options = allam_eval::McOptions {
