@@ -8,8 +8,10 @@
 //! | the model, Hugging Face checkpoints, generation | [`model`] | `allam-model` |
 //! | tokenizer expansion (32K → 64K) | [`tokenizer`] | `allam-tokenizer` |
 //! | data mixture, cleaning, packing | [`data`] | `allam-data` |
+//! | training: AdamW, schedules, clipping, warm-up of new rows, exact resume | [`train`] | `allam-train` |
 //! | evaluation: log-likelihoods, perplexity, multiple choice | [`eval`] | `allam-eval` |
 pub use allam_data as data;
 pub use allam_eval as eval;
 pub use allam_model as model;
 pub use allam_tokenizer as tokenizer;
+pub use allam_train as train;

@@ -25,6 +25,10 @@ enum Command {
     Ppl(cmd::eval::PplArgs),
     /// Multiple-choice accuracy (acc, acc_norm, per subject) on a task file.
     Eval(cmd::eval::EvalArgs),
+    /// Pretrain or continue pretraining on a data mixture (metrics, checkpoints, exact resume).
+    Pretrain(cmd::train::PretrainArgs),
+    /// Draw a run's loss curves (`RUN_DIR/loss.svg`) from its metrics.jsonl.
+    Plot(cmd::train::PlotArgs),
     /// Model operations.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
@@ -51,6 +55,8 @@ fn main() {
         Command::Score(args) => cmd::eval::score(args),
         Command::Ppl(args) => cmd::eval::ppl(args),
         Command::Eval(args) => cmd::eval::eval(args),
+        Command::Pretrain(args) => cmd::train::pretrain(args),
+        Command::Plot(args) => cmd::train::plot(args),
         Command::Model(command) => cmd::model::run(command),
         Command::Tokenizer(command) => cmd::tokenizer::run(command),
         Command::Data(command) => cmd::data::run(command),

@@ -3,3 +3,4 @@ pub mod data;
 pub mod eval;
 pub mod model;
 pub mod tokenizer;
+pub mod train;

@@ -206,6 +206,18 @@ pub enum ModelCommand {
     /// Grow a model's vocabulary to an expanded tokenizer (new rows from the base rows of their
     /// pieces); old logits are kept exactly.
     Expand(ExpandArgs),
+    /// Average the weights of several checkpoints (Hugging Face directories of one architecture).
+    Average {
+        /// The checkpoints.
+        #[arg(required = true, num_args = 1..)]
+        checkpoints: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Storage dtype: f32, bf16 or f16 (default: the first checkpoint's).
+        #[arg(long)]
+        dtype: Option<StorageDtype>,
+    },
 }
 
 /// Arguments of `allam model expand`.
@@ -271,6 +283,12 @@ fn expand(args: ExpandArgs) -> Result<()> {
     };
     save_expanded(&expanded, &args.out, &options)
         .with_context(|| format!("writing {}", args.out.display()))?;
+    // The old vocabulary size tells a later embeddings-only warm-up which rows are new.
+    let summary_path = args.out.join("expansion.json");
+    let temp = args.out.join(".expansion.json.tmp");
+    std::fs::write(&temp, serde_json::to_string_pretty(&summary)?)
+        .and_then(|_| std::fs::rename(&temp, &summary_path))
+        .with_context(|| format!("writing {}", summary_path.display()))?;
     println!("{}", serde_json::to_value(&summary)?);
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -293,5 +311,28 @@ pub fn run(command: ModelCommand) -> Result<()> {
             Ok(())
         }
         ModelCommand::Expand(args) => expand(args),
+        ModelCommand::Average {
+            checkpoints,
+            out,
+            dtype,
+        } => average(&checkpoints, &out, dtype),
     }
+}
+
+/// Writes the mean of `checkpoints` to `out` with the first checkpoint's tokenizer files.
+fn average(checkpoints: &[PathBuf], out: &std::path::Path, dtype: Option<StorageDtype>) -> Result<()> {
+    let device = allam_model::device::select("cpu").map_err(anyhow::Error::msg)?;
+    let dirs: Vec<&std::path::Path> = checkpoints.iter().map(PathBuf::as_path).collect();
+    let (model, hf_config) = allam_train::average_checkpoints(&dirs, &device)?;
+    let dtype = match dtype {
+        Some(d) => d,
+        None => hf_config.storage_dtype()?.unwrap_or(StorageDtype::F32),
+    };
+    allam_train::checkpoint::save_hf(&model, &hf_config, out, Some(&checkpoints[0]), dtype)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({"averaged": checkpoints.len(), "out": out.display().to_string()})
+    );
+    Ok(())
 }

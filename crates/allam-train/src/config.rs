@@ -1,0 +1,280 @@
+//! The run configuration (`RUN.toml`): model, data, optimizer, schedule, batch, checkpoints,
+//! evaluation. Relative paths are relative to the configuration file.
+//!
+//! ```toml
+//! [model]
+//! dir = "runs/expanded"          # a Hugging Face directory (continued pretraining), or:
+//! # tokenizer = "tokenizer.json" # from scratch, with [model.architecture]
+//! # init_std = 0.01
+//! [data]
+//! recipe = "recipes/mixture.toml" # built into RUN_DIR/data on first use; or dir = "built-data"
+//! [optimizer]                     # AdamW: beta1 0.9, beta2 0.95, eps 1e-8, weight_decay 0.1, clip_grad_norm 1.0
+//! [schedule]
+//! kind = "constant"               # or "cosine" (min_lr, total_steps)
+//! lr = 3e-5
+//! warmup_steps = 20
+//! [train]
+//! max_steps = 1000
+//! micro_batch_size = 4
+//! grad_accum = 8
+//! embedding_warmup_steps = 100    # only the new rows first (needs first_new_row or expansion.json)
+//! [checkpoint]
+//! every = 100
+//! keep = 3
+//! [eval]
+//! every = 100
+//! text = [{ language = "en", path = "heldout/en.txt" }, { language = "ar", path = "heldout/ar.txt" }]
+//! ```
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::optim::AdamWConfig;
+use crate::schedule::LrSchedule;
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Where the model comes from.
+    pub model: ModelSpec,
+    /// Where the data comes from.
+    pub data: DataSpec,
+    /// AdamW and clipping.
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    /// Learning rate by step.
+    pub schedule: LrSchedule,
+    /// Steps and batches.
+    pub train: TrainSpec,
+    /// Checkpoint cadence.
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// Held-out evaluation.
+    #[serde(default)]
+    pub eval: EvalSpec,
+}
+
+/// The model: a Hugging Face directory, or an architecture trained from scratch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A Hugging Face model directory (continued pretraining).
+    pub dir: Option<PathBuf>,
+    /// The architecture of a model trained from scratch.
+    pub architecture: Option<ArchitectureSpec>,
+    /// The tokenizer of a model trained from scratch (its size is the vocabulary size).
+    pub tokenizer: Option<PathBuf>,
+    /// Standard deviation of the initial weights from scratch (the paper: 0.01).
+    #[serde(default = "init_std")]
+    pub init_std: f64,
+    /// Seed of the initial weights.
+    #[serde(default = "seed")]
+    pub seed: u64,
+}
+
+fn init_std() -> f64 {
+    0.02
+}
+fn seed() -> u64 {
+    1234
+}
+
+/// Hyper-parameters of a model trained from scratch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchitectureSpec {
+    /// Rows of the embedding; defaults to the tokenizer's size.
+    pub vocab_size: Option<usize>,
+    /// Residual width.
+    pub hidden_size: usize,
+    /// SwiGLU width.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (defaults to the query heads).
+    pub num_key_value_heads: Option<usize>,
+    /// Whether the output head is the embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Longest context.
+    #[serde(default = "max_positions")]
+    pub max_position_embeddings: usize,
+    /// Rotary base.
+    #[serde(default = "rope_theta")]
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    #[serde(default = "rms_norm_eps")]
+    pub rms_norm_eps: f64,
+}
+
+fn max_positions() -> usize {
+    2048
+}
+fn rope_theta() -> f64 {
+    10000.0
+}
+fn rms_norm_eps() -> f64 {
+    1e-5
+}
+
+/// The data: a recipe (built on first use) or a built data directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// A data recipe (`allam data build` format).
+    pub recipe: Option<PathBuf>,
+    /// A directory written by `allam data build`.
+    pub dir: Option<PathBuf>,
+}
+
+/// Steps and batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Optimizer steps.
+    pub max_steps: u64,
+    /// Rows per micro-batch.
+    pub micro_batch_size: usize,
+    /// Micro-batches per replica and step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Data-parallel replicas.
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// Steps of the embeddings-only warm-up (new rows only).
+    #[serde(default)]
+    pub embedding_warmup_steps: u64,
+    /// Vocabulary size before expansion; read from the model directory's `expansion.json` when
+    /// absent.
+    pub first_new_row: Option<usize>,
+    /// `cpu`, `cuda[:N]` or `wgpu`.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn one() -> usize {
+    1
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+
+/// Checkpoint cadence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Save every this many steps (and always at the end).
+    pub every: Option<u64>,
+    /// Checkpoints kept.
+    #[serde(default = "keep")]
+    pub keep: usize,
+    /// Storage dtype of the final Hugging Face export (`f32` or `bf16`).
+    #[serde(default = "f32_name")]
+    pub export_dtype: String,
+}
+
+fn keep() -> usize {
+    2
+}
+fn f32_name() -> String {
+    "f32".into()
+}
+
+impl Default for CheckpointSpec {
+    fn default() -> Self {
+        Self {
+            every: None,
+            keep: keep(),
+            export_dtype: f32_name(),
+        }
+    }
+}
+
+/// Held-out evaluation: loss and bits per byte per language.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Evaluate every this many steps (and at the end when files are given).
+    pub every: Option<u64>,
+    /// Text files, one document per line.
+    #[serde(default)]
+    pub text: Vec<EvalText>,
+}
+
+/// One held-out text file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalText {
+    /// Label in metrics (`eval/<language>/bpb`).
+    pub language: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl RunConfig {
+    /// Reads and checks a TOML run configuration; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses `text` as the configuration at `path`.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let mut config: RunConfig =
+            toml::from_str(text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.resolve(base);
+        config
+            .validate()
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        Ok(config)
+    }
+
+    /// Makes every relative path relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.model.dir.as_mut().map(fix);
+        self.model.tokenizer.as_mut().map(fix);
+        self.data.recipe.as_mut().map(fix);
+        self.data.dir.as_mut().map(fix);
+        for t in &mut self.eval.text {
+            fix(&mut t.path);
+        }
+    }
+
+    /// Checks that the parts fit together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(TrainError::Config(m.into()));
+        match (&self.model.dir, &self.model.architecture) {
+            (Some(_), Some(_)) => return bad("[model]: give either dir or architecture, not both"),
+            (None, None) => {
+                return bad("[model]: give dir (a Hugging Face model) or architecture (from scratch)");
+            }
+            (None, Some(_)) if self.model.tokenizer.is_none() => {
+                return bad("[model]: a model from scratch needs tokenizer = \"path/to/tokenizer.json\"");
+            }
+            _ => {}
+        }
+        if self.data.recipe.is_some() == self.data.dir.is_some() {
+            return bad("[data]: give exactly one of recipe (a data recipe) or dir (built data)");
+        }
+        if self.train.max_steps == 0 || self.train.micro_batch_size == 0 {
+            return bad("[train]: max_steps and micro_batch_size must be at least 1");
+        }
+        if self.train.grad_accum == 0 || self.train.replicas == 0 {
+            return bad("[train]: grad_accum and replicas must be at least 1");
+        }
+        if !["f32", "bf16", "f16"].contains(&self.checkpoint.export_dtype.as_str()) {
+            return bad("[checkpoint]: export_dtype must be f32, bf16 or f16");
+        }
+        self.schedule.validate()
+    }
+}

@@ -1,0 +1,36 @@
+//! # allam-train: the training loop of the ALLaM recipe
+//!
+//! Pretraining from scratch and continued pretraining on the data mixture, with the paper's
+//! optimizer (AdamW β 0.9/0.95, ε 1e-8, weight decay 0.1 but not on norms), warm-up + cosine or
+//! constant learning rate, global-norm clipping at 1.0, gradient accumulation, data-parallel
+//! replicas, the embeddings-only warm-up of new vocabulary rows, checkpoints that resume exactly,
+//! checkpoint averaging and loss curves. SFT and DPO reuse the same loop with other
+//! [`Objective`]s.
+//!
+//! The map: [`params`] (parameters and gradients by name) → [`optim`] ([`AdamW`], clipping,
+//! [`TrainableScope`]) with [`schedule`]; [`loss`] and [`objective`] say what is minimised;
+//! [`trainer`] makes one step; [`run`] is the outer loop configured by [`config`] (logging,
+//! evaluation, [`checkpoint`]s, [`plot`]); [`average`] averages checkpoints.
+#![warn(missing_docs)]
+
+pub mod average;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod loss;
+pub mod objective;
+pub mod optim;
+pub mod params;
+pub mod plot;
+pub mod run;
+pub mod schedule;
+pub mod trainer;
+
+pub use average::average_checkpoints;
+pub use config::RunConfig;
+pub use error::{Result, TrainError};
+pub use objective::{LanguageModeling, LossOutput, MetricSum, Objective};
+pub use optim::{AdamW, AdamWConfig, StepStats, TrainableScope};
+pub use run::{RunOptions, RunSummary, train};
+pub use schedule::{LrSchedule, ScheduleKind};
+pub use trainer::{EmbeddingWarmup, StepOptions, StepRecord, Trainer};

@@ -1,0 +1,184 @@
+//! One optimizer step: micro-batches (× replicas), backward, gradient reduction, global clipping,
+//! AdamW. The outer loop (logging, evaluation, checkpoints) is in [`crate::run`].
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use allam_model::Llama;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+use crate::objective::{MetricSum, Objective};
+use crate::optim::{AdamW, TrainableScope};
+use crate::params::GradMap;
+use crate::schedule::LrSchedule;
+
+/// The embeddings-only warm-up after a vocabulary expansion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbeddingWarmup {
+    /// Steps during which only the new rows train.
+    pub steps: u64,
+    /// The vocabulary size before the expansion (first new row).
+    pub first_new_row: usize,
+}
+
+/// How steps are made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOptions {
+    /// Rows per micro-batch.
+    pub micro_batch_size: usize,
+    /// Micro-batches accumulated per replica and step.
+    pub grad_accum: usize,
+    /// Data-parallel replicas; each takes `grad_accum` micro-batches and the gradients are summed
+    /// (every micro-batch's loss is already divided by the units of the whole step).
+    pub replicas: usize,
+    /// Learning rate by step.
+    pub schedule: LrSchedule,
+    /// The run's length (for the cosine schedule).
+    pub max_steps: u64,
+    /// Only the new rows train for the first steps.
+    pub embedding_warmup: Option<EmbeddingWarmup>,
+}
+
+/// What one step did (a row of `metrics.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// 1-based number of the step just made.
+    pub step: u64,
+    /// Mean loss over the step's units.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Tokens read per second of this step.
+    pub tokens_per_s: f64,
+    /// Tokens read so far.
+    pub tokens: u64,
+    /// `"new_rows"` during the embeddings-only warm-up, else `"all"`.
+    pub trained: String,
+    /// Other metrics (per-source loss, DPO rewards, …).
+    #[serde(flatten)]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// The model, its optimizer and its objective, and where they are.
+pub struct Trainer<O: Objective> {
+    /// The model being trained (autodiff enabled).
+    pub model: Llama,
+    /// The optimizer and its state.
+    pub optimizer: AdamW,
+    /// Where data and losses come from.
+    pub objective: O,
+    /// How steps are made.
+    pub options: StepOptions,
+    /// Steps made.
+    pub step: u64,
+    /// Tokens read.
+    pub tokens: u64,
+}
+
+impl<O: Objective> Trainer<O> {
+    /// Which parameters the next step trains.
+    pub fn scope(&self) -> TrainableScope {
+        match self.options.embedding_warmup {
+            Some(w) if self.step < w.steps => TrainableScope::NewRows {
+                first_new_row: w.first_new_row,
+            },
+            _ => TrainableScope::All,
+        }
+    }
+
+    /// Makes one optimizer step. On a non-finite loss or gradient the model and optimizer are
+    /// left as they were and [`TrainError::Diverged`] is returned.
+    pub fn train_step(&mut self) -> Result<StepRecord> {
+        let started = Instant::now();
+        let o = &self.options;
+        let per_replica = o.grad_accum.max(1);
+        let replicas = o.replicas.max(1);
+        let mut batches = Vec::with_capacity(per_replica * replicas);
+        for _ in 0..per_replica * replicas {
+            batches.push(self.objective.next_batch(o.micro_batch_size)?);
+        }
+        let units: usize = batches.iter().map(|b| self.objective.units(b)).sum();
+        if units == 0 {
+            return Err(TrainError::Config(
+                "a step's micro-batches have nothing to predict (every label is ignored)".into(),
+            ));
+        }
+        let tokens: usize = batches.iter().map(|b| self.objective.tokens(b)).sum();
+
+        // Replicas: each runs its own micro-batches on its own copy of the model and produces
+        // its own gradients; the reduction sums them in replica order (deterministic).
+        let mut total = GradMap::default();
+        let mut loss_sum = 0.0;
+        let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
+        for group in batches.chunks(per_replica) {
+            let replica = self.model.clone();
+            let (grads, loss, m) = replica_gradients(&self.objective, &replica, group, units)?;
+            total.accumulate(grads);
+            loss_sum += loss;
+            for (k, v) in m {
+                let e = metrics.entry(k).or_default();
+                e.sum += v.sum;
+                e.count += v.count;
+            }
+        }
+        let loss = loss_sum / units as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged(format!(
+                "the loss is {loss} at step {}",
+                self.step + 1
+            )));
+        }
+        let lr = o.schedule.lr_at(self.step, o.max_steps);
+        let scope = self.scope();
+        let model = self.model.clone();
+        let (model, stats) = self.optimizer.step(model, total, lr, scope)?;
+        self.model = model;
+        self.step += 1;
+        self.tokens += tokens as u64;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(StepRecord {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm: stats.grad_norm,
+            tokens_per_s: tokens as f64 / seconds.max(1e-9),
+            tokens: self.tokens,
+            trained: match scope {
+                TrainableScope::All => "all".into(),
+                TrainableScope::NewRows { .. } => "new_rows".into(),
+            },
+            metrics: metrics
+                .into_iter()
+                .filter(|(_, v)| v.count > 0.0)
+                .map(|(k, v)| (k, v.sum / v.count))
+                .collect(),
+        })
+    }
+}
+
+/// The summed gradients, summed loss and metrics of one replica's micro-batches; every loss is
+/// divided by `units`, the units of the whole step.
+fn replica_gradients<O: Objective>(
+    objective: &O,
+    model: &Llama,
+    batches: &[O::Batch],
+    units: usize,
+) -> Result<(GradMap, f64, BTreeMap<String, MetricSum>)> {
+    let mut grads = GradMap::default();
+    let mut loss_sum = 0.0;
+    let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
+    for batch in batches {
+        let out = objective.loss(model, batch)?;
+        let scaled = out.loss_sum.div_scalar(units as f64);
+        loss_sum += f64::from(scaled.clone().into_scalar::<f32>()) * units as f64;
+        grads.accumulate(GradMap::collect(model, scaled.backward()));
+        for (k, v) in out.metrics {
+            let e = metrics.entry(k).or_default();
+            e.sum += v.sum;
+            e.count += v.count;
+        }
+    }
+    Ok((grads, loss_sum, metrics))
+}

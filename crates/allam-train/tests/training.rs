@@ -1,0 +1,459 @@
+//! Training behaviour on tiny models: the optimizer against hand computations, clipping,
+//! accumulation, replicas, the embeddings-only warm-up, exact resume, averaging, the NaN stop.
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use allam_data::{IGNORE_INDEX, PackedBatch, PackedSequence};
+use allam_model::{Llama, LlamaConfig};
+use allam_train::loss::language_model_loss;
+use allam_train::objective::packed_input;
+use allam_train::params::{Flat, GradMap, named_values, trainable};
+use allam_train::run::{Quiet, RunOptions};
+use allam_train::{
+    AdamW, AdamWConfig, EmbeddingWarmup, LossOutput, LrSchedule, Objective, RunConfig, StepOptions,
+    TrainError, TrainableScope, Trainer, train,
+};
+use burn::tensor::{Device, Tensor};
+
+const VOCAB: usize = 32;
+const SEQ: usize = 12;
+
+fn device() -> Device {
+    allam_model::device::select("cpu").unwrap()
+}
+
+fn tiny_model(seed: u64) -> Llama {
+    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
+    let device = device();
+    device.seed(seed);
+    config.init(&device)
+}
+
+/// Rows counting up modulo the vocabulary from `start`, one document per row: learnable.
+fn counting_row(start: u32) -> PackedSequence {
+    let input_ids: Vec<u32> = (0..SEQ as u32).map(|i| (start + i) % VOCAB as u32).collect();
+    let mut labels: Vec<i32> = input_ids[1..].iter().map(|&t| t as i32).collect();
+    labels.push(IGNORE_INDEX);
+    PackedSequence {
+        source: if start.is_multiple_of(2) { "even" } else { "odd" }.into(),
+        input_ids,
+        labels,
+        document_ids: vec![0; SEQ],
+        position_ids: (0..SEQ as u32).collect(),
+        documents: Vec::new(),
+    }
+}
+
+/// An in-memory stream of counting rows (and, optionally, a NaN at some step).
+struct Counting {
+    next: u32,
+    nan_at_batch: Option<u32>,
+    batches: u32,
+}
+
+impl Counting {
+    fn new() -> Self {
+        Self {
+            next: 0,
+            nan_at_batch: None,
+            batches: 0,
+        }
+    }
+}
+
+impl Objective for Counting {
+    type Batch = PackedBatch;
+
+    fn next_batch(&mut self, rows: usize) -> allam_train::Result<PackedBatch> {
+        let seqs = (0..rows)
+            .map(|_| {
+                self.next += 7;
+                counting_row(self.next)
+            })
+            .collect();
+        self.batches += 1;
+        let mut batch = PackedBatch::from_sequences(seqs);
+        if self.nan_at_batch == Some(self.batches) {
+            batch.sources[0] = "nan".into();
+        }
+        Ok(batch)
+    }
+
+    fn units(&self, batch: &PackedBatch) -> usize {
+        batch.labels.iter().filter(|&&l| l != IGNORE_INDEX).count()
+    }
+
+    fn tokens(&self, batch: &PackedBatch) -> usize {
+        batch.input_ids.len()
+    }
+
+    fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
+        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels)?;
+        let sum = if batch.sources[0] == "nan" {
+            loss.sum.mul_scalar(f64::NAN)
+        } else {
+            loss.sum
+        };
+        Ok(LossOutput {
+            loss_sum: sum,
+            metrics: BTreeMap::new(),
+        })
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "next": self.next })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
+        self.next = state["next"].as_u64().unwrap() as u32;
+        Ok(())
+    }
+}
+
+fn options(micro: usize, accum: usize, replicas: usize) -> StepOptions {
+    StepOptions {
+        micro_batch_size: micro,
+        grad_accum: accum,
+        replicas,
+        schedule: LrSchedule::constant(1e-2, 0),
+        max_steps: 100,
+        embedding_warmup: None,
+    }
+}
+
+fn trainer(micro: usize, accum: usize, replicas: usize) -> Trainer<Counting> {
+    Trainer {
+        model: trainable(tiny_model(7)),
+        optimizer: AdamW::new(AdamWConfig::default()),
+        objective: Counting::new(),
+        options: options(micro, accum, replicas),
+        step: 0,
+        tokens: 0,
+    }
+}
+
+fn host(t: &Tensor<1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+fn params(model: &Llama) -> BTreeMap<String, Vec<f32>> {
+    named_values(model)
+        .into_iter()
+        .map(|(k, v)| (k, host(&v.values)))
+        .collect()
+}
+
+fn max_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f32 {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .flat_map(|(k, va)| va.iter().zip(&b[k]).map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn loss_falls_on_a_learnable_corpus() {
+    let mut t = trainer(4, 1, 1);
+    let first = t.train_step().unwrap().loss;
+    let mut last = first;
+    for _ in 0..40 {
+        last = t.train_step().unwrap().loss;
+    }
+    assert!(
+        (first - (VOCAB as f64).ln()).abs() < 0.2,
+        "starts near ln V: {first}"
+    );
+    assert!(last < 0.5 * first, "loss {first} → {last}");
+}
+
+#[test]
+fn accumulation_equals_one_big_batch() {
+    let mut big = trainer(4, 1, 1);
+    let mut accumulated = trainer(2, 2, 1);
+    for _ in 0..2 {
+        let a = big.train_step().unwrap();
+        let b = accumulated.train_step().unwrap();
+        assert!((a.loss - b.loss).abs() < 1e-5, "{} vs {}", a.loss, b.loss);
+        assert!((a.grad_norm - b.grad_norm).abs() < 1e-5 * a.grad_norm.max(1.0));
+    }
+    let d = max_diff(&params(&big.model), &params(&accumulated.model));
+    assert!(d < 1e-5, "parameters differ by {d}");
+}
+
+#[test]
+fn replicas_equal_one_replica_on_the_whole_batch() {
+    let mut one = trainer(4, 1, 1);
+    let mut two = trainer(2, 1, 2);
+    let mut four = trainer(1, 1, 4);
+    for _ in 0..2 {
+        let a = one.train_step().unwrap();
+        let b = two.train_step().unwrap();
+        let c = four.train_step().unwrap();
+        assert!((a.loss - b.loss).abs() < 1e-5 && (a.loss - c.loss).abs() < 1e-5);
+    }
+    assert!(max_diff(&params(&one.model), &params(&two.model)) < 1e-5);
+    assert!(max_diff(&params(&one.model), &params(&four.model)) < 1e-5);
+}
+
+/// Gradients of ones everywhere: the global norm is √(number of parameters).
+fn unit_grads(model: &Llama, value: f32) -> GradMap {
+    GradMap(
+        named_values(model)
+            .into_iter()
+            .map(|(k, v)| {
+                let values = Tensor::<1>::ones(v.values.dims(), &device()).mul_scalar(value);
+                (
+                    k,
+                    Flat {
+                        values,
+                        shape: v.shape,
+                    },
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn adamw_and_global_clipping_match_a_hand_computation() {
+    let model = tiny_model(3);
+    let before = params(&model);
+    let n: usize = before.values().map(Vec::len).sum();
+    let config = AdamWConfig::default();
+    let mut adamw = AdamW::new(config.clone());
+    let lr = 0.01;
+    // step 1: g = 2 everywhere → norm 2√n, clipped to 1 → g' = 1/√n (up to PyTorch's 1e-6 guard)
+    let (model, stats) = adamw
+        .step(model, unit_grads(&tiny_model(3), 2.0), lr, TrainableScope::All)
+        .unwrap();
+    let norm = 2.0 * (n as f64).sqrt();
+    assert!(
+        (stats.grad_norm - norm).abs() < 1e-3 * norm,
+        "{} vs {norm}",
+        stats.grad_norm
+    );
+    let clip = 1.0 / (norm + 1e-6);
+    assert!((stats.clip_factor - clip).abs() < 1e-9);
+    let g1 = 2.0 * clip;
+    let m = &adamw.moments["layers.0.mlp.up_proj.weight"];
+    assert!(
+        host(&m.exp_avg)
+            .iter()
+            .all(|&v| (f64::from(v) - 0.1 * g1).abs() < 1e-9)
+    );
+    // step 2: g = 0.001 (norm below 1: not clipped)
+    let (model, stats) = adamw
+        .step(model, unit_grads(&tiny_model(3), 0.001), lr, TrainableScope::All)
+        .unwrap();
+    assert_eq!(stats.clip_factor, 1.0);
+    let after = params(&model);
+    // hand computation of both PyTorch AdamW steps in f64
+    let expect = |p0: f64, decay: f64| {
+        let (b1, b2, eps) = (0.9, 0.95, 1e-8);
+        let (mut p, mut m, mut v) = (p0, 0.0, 0.0);
+        for (t, g) in [(1, g1), (2, 0.001)] {
+            p *= 1.0 - lr * decay;
+            m = b1 * m + (1.0 - b1) * g;
+            v = b2 * v + (1.0 - b2) * g * g;
+            let mh = m / (1.0 - f64::powi(b1, t));
+            let vh = v / (1.0 - f64::powi(b2, t));
+            p -= lr * mh / (vh.sqrt() + eps);
+        }
+        p
+    };
+    for (name, values) in &after {
+        let decay = if name.ends_with("gamma") { 0.0 } else { 0.1 };
+        for (i, (&p, &p0)) in values.iter().zip(&before[name]).enumerate().step_by(7) {
+            let e = expect(f64::from(p0), decay);
+            assert!((f64::from(p) - e).abs() < 1e-6, "{name}[{i}]: {p} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn the_warmup_trains_only_new_rows_and_leaves_the_rest_bit_for_bit() {
+    let first_new_row = 24;
+    let mut t = trainer(4, 1, 1);
+    t.options.embedding_warmup = Some(EmbeddingWarmup {
+        steps: 3,
+        first_new_row,
+    });
+    let before = params(&t.model);
+    for _ in 0..3 {
+        assert_eq!(t.scope(), TrainableScope::NewRows { first_new_row });
+        assert_eq!(t.train_step().unwrap().trained, "new_rows");
+    }
+    let after = params(&t.model);
+    let hidden = 16;
+    for (name, values) in &after {
+        let old = &before[name];
+        match name.as_str() {
+            "embed_tokens.weight" => {
+                let split = first_new_row * hidden;
+                assert_eq!(values[..split], old[..split], "old embedding rows changed");
+                assert_ne!(values[split..], old[split..], "new embedding rows did not train");
+            }
+            "lm_head.weight" => {
+                // Burn's head is [hidden, vocab]: the new rows are columns ≥ first_new_row
+                for h in 0..hidden {
+                    let row = &values[h * VOCAB..(h + 1) * VOCAB];
+                    let row0 = &old[h * VOCAB..(h + 1) * VOCAB];
+                    assert_eq!(row[..first_new_row], row0[..first_new_row]);
+                    assert_ne!(row[first_new_row..], row0[first_new_row..]);
+                }
+            }
+            _ => assert_eq!(values, old, "{name} changed during the warm-up"),
+        }
+    }
+    assert_eq!(t.scope(), TrainableScope::All);
+    t.train_step().unwrap();
+    let later = params(&t.model);
+    assert_ne!(
+        later["layers.0.self_attn.q_proj.weight"],
+        after["layers.0.self_attn.q_proj.weight"]
+    );
+}
+
+#[test]
+fn norms_are_not_decayed() {
+    // zero gradients: Adam's update is 0, only the decoupled decay acts
+    let model = tiny_model(5);
+    let before = params(&model);
+    let mut adamw = AdamW::new(AdamWConfig::default());
+    let (model, _) = adamw
+        .step(model, unit_grads(&tiny_model(5), 0.0), 0.5, TrainableScope::All)
+        .unwrap();
+    let after = params(&model);
+    assert_eq!(after["norm.gamma"], before["norm.gamma"]);
+    let (w, w0) = (
+        &after["layers.1.mlp.down_proj.weight"],
+        &before["layers.1.mlp.down_proj.weight"],
+    );
+    for (a, b) in w.iter().zip(w0) {
+        assert!((a - b * 0.95).abs() < 1e-7, "{a} vs {}", b * 0.95);
+    }
+}
+
+#[test]
+fn a_nan_loss_stops_without_touching_the_model() {
+    let mut t = trainer(2, 1, 1);
+    t.objective.nan_at_batch = Some(2);
+    t.train_step().unwrap();
+    let before = params(&t.model);
+    let err = t.train_step().unwrap_err();
+    assert!(matches!(err, TrainError::Diverged(_)), "{err}");
+    assert!(err.to_string().contains("step 2"), "{err}");
+    assert_eq!(params(&t.model), before);
+    assert_eq!(t.step, 1);
+}
+
+/// Writes a small learnable corpus, its byte-tokenizer recipe and a run configuration.
+fn write_run(dir: &Path, max_steps: u64, every: u64) -> RunConfig {
+    let tok = dir.join("tokenizer.json");
+    allam_data::testing::byte_tokenizer().save(&tok, false).unwrap();
+    let lines: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "the {} cat sat on mat number {}.",
+                ["red", "big", "old"][i % 3],
+                i % 10
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("en.txt"), lines.join("\n")).unwrap();
+    std::fs::write(dir.join("heldout.txt"), "the red cat sat on mat number 3.\n").unwrap();
+    std::fs::write(
+        dir.join("recipe.toml"),
+        "tokenizer = \"tokenizer.json\"\nseq_len = 48\nseed = 1\n[languages]\nen = 1.0\n\
+         [[sources]]\nname = \"en\"\nlanguage = \"en\"\npaths = [\"en.txt\"]\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[model]\ntokenizer = \"tokenizer.json\"\nseed = 3\n\
+         [model.architecture]\nhidden_size = 16\nintermediate_size = 32\nnum_hidden_layers = 2\n\
+         num_attention_heads = 4\nnum_key_value_heads = 2\nmax_position_embeddings = 64\n\
+         [data]\nrecipe = \"recipe.toml\"\n\
+         [schedule]\nkind = \"cosine\"\nlr = 1e-2\nmin_lr = 1e-3\nwarmup_steps = 2\n\
+         [train]\nmax_steps = {max_steps}\nmicro_batch_size = 2\ngrad_accum = 2\n\
+         [checkpoint]\nevery = {every}\nkeep = 2\n\
+         [eval]\nevery = {every}\ntext = [{{ language = \"en\", path = \"heldout.txt\" }}]\n"
+    );
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    RunConfig::load(&path).unwrap()
+}
+
+fn losses(run_dir: &Path) -> Vec<(u64, f64)> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_reproduces_the_uninterrupted_run_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_run(dir.path(), 8, 4);
+    let straight = dir.path().join("straight");
+    let summary = train(&config, &straight, &RunOptions::default(), &Quiet).unwrap();
+    assert_eq!(summary.steps, 8);
+    let resumed = dir.path().join("resumed");
+    let first = RunOptions {
+        max_steps: Some(4),
+        resume: false,
+    };
+    train(&config, &resumed, &first, &Quiet).unwrap();
+    let again = RunOptions {
+        max_steps: None,
+        resume: true,
+    };
+    let summary = train(&config, &resumed, &again, &Quiet).unwrap();
+    assert_eq!(summary.steps, 8);
+    let (a, b) = (losses(&straight), losses(&resumed));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, b, "losses after resume differ");
+    assert!(a[7].1 < a[0].1, "the loss falls: {a:?}");
+    // the final exports are identical too
+    let read = |d: &Path| std::fs::read(d.join("final/model.safetensors")).unwrap();
+    assert_eq!(read(&straight), read(&resumed));
+    // run directory contents
+    assert!(straight.join("loss.svg").exists());
+    assert!(straight.join("final/tokenizer.json").exists());
+    let kept: Vec<_> = allam_train::checkpoint::list_checkpoints(&straight)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(kept, vec![4, 8]);
+    let metrics = std::fs::read_to_string(straight.join("metrics.jsonl")).unwrap();
+    let row4: serde_json::Value = serde_json::from_str(metrics.lines().nth(3).unwrap()).unwrap();
+    assert!(row4["eval/en/bpb"].as_f64().unwrap() > 0.0, "{row4}");
+    assert!(row4["lr"].as_f64().unwrap() > 0.0 && row4["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(row4["loss/en"].as_f64().is_some(), "per-source loss: {row4}");
+}
+
+#[test]
+fn checkpoint_averaging_is_the_mean_of_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (tiny_model(1), tiny_model(2));
+    let hf = allam_model::HfConfig::new(&a.config);
+    let options = allam_model::SaveOptions::default();
+    allam_model::save_model(&a, &hf, &dir.path().join("a"), &options).unwrap();
+    allam_model::save_model(&b, &hf, &dir.path().join("b"), &options).unwrap();
+    let (mean, _) =
+        allam_train::average_checkpoints(&[&dir.path().join("a"), &dir.path().join("b")], &device()).unwrap();
+    let (pa, pb, pm) = (params(&a), params(&b), params(&mean));
+    for (name, values) in &pm {
+        for ((m, x), y) in values.iter().zip(&pa[name]).zip(&pb[name]) {
+            assert!((m - (x + y) / 2.0).abs() < 1e-7, "{name}");
+        }
+    }
+    assert_ne!(pa, pb);
+}
