@@ -9,7 +9,9 @@
 //! | tokenizer expansion (32K → 64K) | [`tokenizer`] | `allam-tokenizer` |
 //! | data mixture, cleaning, packing | [`data`] | `allam-data` |
 //! | training: AdamW, schedules, clipping, warm-up of new rows, exact resume | [`train`] | `allam-train` |
+//! | alignment: chat templates with loss masks, SFT, DPO | [`align`] | `allam-align` |
 //! | evaluation: log-likelihoods, perplexity, multiple choice | [`eval`] | `allam-eval` |
+pub use allam_align as align;
 pub use allam_data as data;
 pub use allam_eval as eval;
 pub use allam_model as model;

@@ -27,6 +27,10 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Pretrain or continue pretraining on a data mixture (metrics, checkpoints, exact resume).
     Pretrain(cmd::train::PretrainArgs),
+    /// Supervised fine-tuning on chat conversations (loss on assistant turns only); `sft inspect` shows what is trained.
+    Sft(cmd::align::SftCommand),
+    /// Direct preference optimisation on chosen/rejected pairs (sigmoid, IPO, hinge; cached reference).
+    Dpo(cmd::align::StageArgs),
     /// Draw a run's loss curves (`RUN_DIR/loss.svg`) from its metrics.jsonl.
     Plot(cmd::train::PlotArgs),
     /// Model operations.
@@ -56,6 +60,8 @@ fn main() {
         Command::Ppl(args) => cmd::eval::ppl(args),
         Command::Eval(args) => cmd::eval::eval(args),
         Command::Pretrain(args) => cmd::train::pretrain(args),
+        Command::Sft(command) => cmd::align::sft(command),
+        Command::Dpo(args) => cmd::align::dpo(args),
         Command::Plot(args) => cmd::train::plot(args),
         Command::Model(command) => cmd::model::run(command),
         Command::Tokenizer(command) => cmd::tokenizer::run(command),

@@ -161,6 +161,16 @@ impl TextTokenizer {
         self.eos_token.as_deref()
     }
 
+    /// The BOS token string from `tokenizer_config.json`.
+    pub fn bos_token(&self) -> Option<&str> {
+        self.bos_token.as_deref()
+    }
+
+    /// The Jinja chat template from `tokenizer_config.json` (or [`Self::with_chat_template`]).
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+
     /// Whether a chat template is available.
     pub fn has_chat_template(&self) -> bool {
         self.chat_template.is_some()

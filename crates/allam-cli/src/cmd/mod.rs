@@ -1,4 +1,5 @@
 //! One module per command group.
+pub mod align;
 pub mod data;
 pub mod eval;
 pub mod model;

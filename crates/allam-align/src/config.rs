@@ -1,0 +1,231 @@
+//! The configuration of an SFT or DPO run (`SFT.toml`, `DPO.toml`).
+//!
+//! ```toml
+//! [model]
+//! dir = "runs/cpt/final"              # or architecture + tokenizer, as in RUN.toml
+//! [data]
+//! path = "sft.jsonl"                  # conversations (SFT) or preference pairs (DPO)
+//! template = "llama2"                 # llama2 (the paper's), chatml, or tokenizer (its Jinja template)
+//! seq_len = 512                       # SFT: packed row length
+//! [schedule]
+//! kind = "constant"
+//! lr = 5e-6
+//! [train]
+//! epochs = 3                          # or max_steps
+//! micro_batch_size = 4
+//! [dpo]                               # DPO only
+//! beta = 0.1
+//! loss = "sigmoid"                    # sigmoid, ipo, hinge
+//! label_smoothing = 0.0
+//! reference = "cached"                # cached (one pass, on disk) or memory (a frozen copy)
+//! ```
+use std::path::{Path, PathBuf};
+
+use allam_model::TextTokenizer;
+use allam_train::config::{CheckpointSpec, EvalSpec, ModelSpec};
+use allam_train::{AdamWConfig, LrSchedule};
+use serde::{Deserialize, Serialize};
+
+use crate::dpo::{DpoConfig, DpoLossKind};
+use crate::error::{AlignError, Result};
+use crate::template::ChatTemplate;
+
+/// Which stage a configuration is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Supervised fine-tuning.
+    Sft,
+    /// Direct preference optimisation.
+    Dpo,
+}
+
+/// An SFT or DPO run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignConfig {
+    /// The starting model (the policy; for DPO also the reference).
+    pub model: ModelSpec,
+    /// The conversations or preference pairs.
+    pub data: AlignData,
+    /// AdamW and clipping.
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    /// Learning rate by step.
+    pub schedule: LrSchedule,
+    /// Epochs or steps, batches.
+    pub train: AlignTrain,
+    /// DPO settings (ignored by SFT).
+    #[serde(default)]
+    pub dpo: DpoSection,
+    /// Checkpoint cadence.
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// Held-out text evaluation.
+    #[serde(default)]
+    pub eval: EvalSpec,
+}
+
+/// Where the examples come from and how they are written out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignData {
+    /// A JSONL file of conversations (SFT) or preference pairs (DPO).
+    pub path: PathBuf,
+    /// `llama2`, `chatml` or `tokenizer`.
+    #[serde(default = "llama2")]
+    pub template: String,
+    /// SFT: length of the packed rows.
+    #[serde(default = "seq_len")]
+    pub seq_len: usize,
+    /// Seed of the example order (reshuffled every epoch).
+    #[serde(default = "seed")]
+    pub seed: u64,
+}
+
+fn llama2() -> String {
+    "llama2".into()
+}
+fn seq_len() -> usize {
+    512
+}
+fn seed() -> u64 {
+    1234
+}
+
+/// Length and batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlignTrain {
+    /// Passes over the data (used when `max_steps` is absent).
+    #[serde(default = "one_epoch")]
+    pub epochs: f64,
+    /// Optimizer steps (overrides `epochs`).
+    pub max_steps: Option<u64>,
+    /// Rows (SFT) or pairs (DPO) per micro-batch.
+    pub micro_batch_size: usize,
+    /// Micro-batches per step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// `cpu`, `cuda[:N]` or `wgpu`.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn one_epoch() -> f64 {
+    1.0
+}
+fn one() -> usize {
+    1
+}
+fn cpu() -> String {
+    "cpu".into()
+}
+
+/// DPO settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoSection {
+    /// β.
+    #[serde(default = "beta")]
+    pub beta: f64,
+    /// `sigmoid`, `ipo` or `hinge`.
+    #[serde(default = "sigmoid")]
+    pub loss: DpoLossKind,
+    /// Conservative DPO's ε (sigmoid only).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// `cached` (reference log-probs computed once and stored in the run directory) or `memory`
+    /// (a frozen copy of the starting model kept in memory).
+    #[serde(default = "cached")]
+    pub reference: String,
+}
+
+fn beta() -> f64 {
+    0.1
+}
+fn sigmoid() -> DpoLossKind {
+    DpoLossKind::Sigmoid
+}
+fn cached() -> String {
+    "cached".into()
+}
+
+impl Default for DpoSection {
+    fn default() -> Self {
+        Self {
+            beta: beta(),
+            loss: sigmoid(),
+            label_smoothing: 0.0,
+            reference: cached(),
+        }
+    }
+}
+
+impl DpoSection {
+    /// The loss settings.
+    pub fn config(&self) -> DpoConfig {
+        DpoConfig {
+            beta: self.beta,
+            loss: self.loss,
+            label_smoothing: self.label_smoothing,
+        }
+    }
+}
+
+impl AlignConfig {
+    /// Reads a TOML configuration; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| AlignError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let bad = |m: String| AlignError::Input(format!("{}: {m}", path.display()));
+        let mut config: AlignConfig = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        config.model.dir.as_mut().map(fix);
+        config.model.tokenizer.as_mut().map(fix);
+        fix(&mut config.data.path);
+        for t in &mut config.eval.text {
+            fix(&mut t.path);
+        }
+        if config.model.dir.is_some() == config.model.architecture.is_some() {
+            return Err(bad(
+                "[model]: give either dir or architecture (+ tokenizer)".into()
+            ));
+        }
+        if config.train.micro_batch_size == 0 || config.train.grad_accum == 0 {
+            return Err(bad(
+                "[train]: micro_batch_size and grad_accum must be at least 1".into()
+            ));
+        }
+        if !["cached", "memory"].contains(&config.dpo.reference.as_str()) {
+            return Err(bad("[dpo]: reference must be \"cached\" or \"memory\"".into()));
+        }
+        config.schedule.validate().map_err(|e| bad(e.to_string()))?;
+        config.dpo.config().validate()?;
+        Ok(config)
+    }
+
+    /// The chat template named by `[data] template`.
+    pub fn template(&self, tokenizer: &TextTokenizer) -> Result<ChatTemplate> {
+        match self.data.template.as_str() {
+            "tokenizer" => ChatTemplate::from_tokenizer(tokenizer),
+            name => ChatTemplate::from_name(name),
+        }
+    }
+
+    /// Steps for `examples` rows or pairs: `max_steps`, else `epochs` passes.
+    pub fn steps_for(&self, examples: usize) -> u64 {
+        let per_step = self.train.micro_batch_size * self.train.grad_accum;
+        self.train.max_steps.unwrap_or_else(|| {
+            ((examples as f64 * self.train.epochs) / per_step as f64)
+                .ceil()
+                .max(1.0) as u64
+        })
+    }
+}

@@ -1,0 +1,496 @@
+//! The SFT and DPO stages on `allam-train`'s loop: their [`Objective`]s and the functions that
+//! run them as configured by [`crate::config::AlignConfig`].
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use allam_model::{Llama, TextTokenizer};
+use allam_train::loss::language_model_loss;
+use allam_train::params::{frozen, trainable};
+use allam_train::run::{RunObserver, RunSummary, Session, prepare_model, read_eval_texts, run_loop};
+use allam_train::{AdamW, LossOutput, MetricSum, Objective, StepOptions, Trainer};
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::config::AlignConfig;
+use crate::conversation::load_conversations;
+use crate::dpo::{DpoBatch, DpoConfig, DpoExample, DpoLossKind, dpo_loss, load_preferences};
+use crate::error::{AlignError, Result};
+use crate::sft::{SftExample, SftRow, TruncationReport, pack_examples};
+
+/// A deterministic, epoch-reshuffled walk over `n` items; its state is one counter.
+#[derive(Clone, Debug)]
+struct Order {
+    n: usize,
+    seed: u64,
+    cursor: u64,
+    epoch: u64,
+    permutation: Vec<usize>,
+}
+
+impl Order {
+    fn new(n: usize, seed: u64) -> Self {
+        let mut order = Self {
+            n,
+            seed,
+            cursor: 0,
+            epoch: u64::MAX,
+            permutation: Vec::new(),
+        };
+        order.seek(0);
+        order
+    }
+
+    fn seek(&mut self, cursor: u64) {
+        self.cursor = cursor;
+        let epoch = cursor / self.n as u64;
+        if epoch != self.epoch {
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            self.permutation = (0..self.n).collect();
+            self.permutation.shuffle(&mut rng);
+            self.epoch = epoch;
+        }
+    }
+
+    fn take(&mut self, k: usize) -> Vec<usize> {
+        (0..k)
+            .map(|_| {
+                self.seek(self.cursor);
+                let item = self.permutation[(self.cursor % self.n as u64) as usize];
+                self.cursor += 1;
+                item
+            })
+            .collect()
+    }
+}
+
+/// Supervised fine-tuning: packed conversation rows, loss on assistant tokens only.
+pub struct SftObjective {
+    rows: Vec<SftRow>,
+    order: Order,
+}
+
+impl SftObjective {
+    /// Over packed rows, in an order reshuffled every epoch from `seed`.
+    pub fn new(rows: Vec<SftRow>, seed: u64) -> Result<Self> {
+        if rows.is_empty() {
+            return Err(AlignError::Input("no SFT rows to train on".into()));
+        }
+        let order = Order::new(rows.len(), seed);
+        Ok(Self { rows, order })
+    }
+}
+
+fn state_error(e: impl std::fmt::Display) -> allam_train::TrainError {
+    allam_train::TrainError::Config(format!("saved data state: {e}"))
+}
+
+impl Objective for SftObjective {
+    type Batch = Vec<SftRow>;
+
+    fn next_batch(&mut self, rows: usize) -> allam_train::Result<Vec<SftRow>> {
+        Ok(self
+            .order
+            .take(rows)
+            .into_iter()
+            .map(|i| self.rows[i].clone())
+            .collect())
+    }
+
+    fn units(&self, batch: &Vec<SftRow>) -> usize {
+        batch
+            .iter()
+            .flat_map(|r| &r.labels)
+            .filter(|&&l| l != crate::sft::IGNORE)
+            .count()
+    }
+
+    fn tokens(&self, batch: &Vec<SftRow>) -> usize {
+        batch.iter().map(|r| r.input_ids.len()).sum()
+    }
+
+    fn loss(&self, model: &Llama, batch: &Vec<SftRow>) -> allam_train::Result<LossOutput> {
+        let (tokens, labels) =
+            SftRow::batch(batch).map_err(|e| allam_train::TrainError::Config(e.to_string()))?;
+        let loss = language_model_loss(model, &tokens, &labels)?;
+        Ok(LossOutput {
+            loss_sum: loss.sum,
+            metrics: BTreeMap::new(),
+        })
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "cursor": self.order.cursor })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
+        let cursor = state["cursor"].as_u64().ok_or_else(|| state_error("no cursor"))?;
+        self.order.seek(cursor);
+        Ok(())
+    }
+}
+
+/// Where DPO's reference log-probabilities come from.
+pub enum Reference {
+    /// Computed once before training: `(chosen, rejected)` per example.
+    Cached(Vec<(f32, f32)>),
+    /// A frozen copy of the starting model.
+    Model(Box<Llama>),
+}
+
+/// Direct preference optimisation over encoded pairs.
+pub struct DpoObjective {
+    examples: Vec<DpoExample>,
+    reference: Reference,
+    config: DpoConfig,
+    pad_id: u32,
+    order: Order,
+}
+
+impl DpoObjective {
+    /// Over `examples` against `reference`, in an order reshuffled every epoch from `seed`.
+    pub fn new(
+        examples: Vec<DpoExample>,
+        reference: Reference,
+        config: DpoConfig,
+        pad_id: u32,
+        seed: u64,
+    ) -> Result<Self> {
+        if examples.is_empty() {
+            return Err(AlignError::Input("no preference pairs to train on".into()));
+        }
+        config.validate()?;
+        let order = Order::new(examples.len(), seed);
+        Ok(Self {
+            examples,
+            reference,
+            config,
+            pad_id,
+            order,
+        })
+    }
+
+    /// Policy log-probs `(chosen, rejected)` of a batch, length-normalised for IPO (as TRL).
+    fn logprobs(&self, model: &Llama, batch: &DpoBatch) -> Result<(Tensor<1>, Tensor<1>)> {
+        let (chosen, rejected) = batch.logprobs(model)?;
+        if self.config.loss != DpoLossKind::Ipo {
+            return Ok((chosen, rejected));
+        }
+        let lens: Vec<f32> = batch
+            .responses
+            .response_tokens()
+            .iter()
+            .map(|&n| n as f32)
+            .collect();
+        let device = chosen.device();
+        let lens = Tensor::<1>::from_data(TensorData::new(lens, [2 * batch.pairs]), &device);
+        Ok((
+            chosen / lens.clone().narrow(0, 0, batch.pairs),
+            rejected / lens.narrow(0, batch.pairs, batch.pairs),
+        ))
+    }
+}
+
+/// The reference log-probabilities of every example, `micro` pairs per forward pass.
+pub fn reference_logprobs(
+    model: &Llama,
+    examples: &[DpoExample],
+    config: &DpoConfig,
+    pad_id: u32,
+    micro: usize,
+) -> Result<Vec<(f32, f32)>> {
+    let objective = DpoObjective {
+        examples: Vec::new(),
+        reference: Reference::Cached(Vec::new()),
+        config: *config,
+        pad_id,
+        order: Order::new(1, 0),
+    };
+    let mut out = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(micro.max(1)) {
+        let batch = DpoBatch::new(chunk, pad_id)?;
+        let (c, r) = objective.logprobs(model, &batch)?;
+        let (c, r) = (host(c), host(r));
+        out.extend(c.into_iter().zip(r));
+    }
+    Ok(out)
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("converted to f32")
+}
+
+impl Objective for DpoObjective {
+    type Batch = Vec<usize>;
+
+    fn next_batch(&mut self, rows: usize) -> allam_train::Result<Vec<usize>> {
+        Ok(self.order.take(rows))
+    }
+
+    fn units(&self, batch: &Vec<usize>) -> usize {
+        batch.len()
+    }
+
+    fn tokens(&self, batch: &Vec<usize>) -> usize {
+        batch
+            .iter()
+            .map(|&i| self.examples[i].chosen_ids.len() + self.examples[i].rejected_ids.len())
+            .sum()
+    }
+
+    fn loss(&self, model: &Llama, batch: &Vec<usize>) -> allam_train::Result<LossOutput> {
+        let fail = |e: AlignError| allam_train::TrainError::Config(e.to_string());
+        let examples: Vec<DpoExample> = batch.iter().map(|&i| self.examples[i].clone()).collect();
+        let dpo = DpoBatch::new(&examples, self.pad_id).map_err(fail)?;
+        let (pc, pr) = self.logprobs(model, &dpo).map_err(fail)?;
+        let device = pc.device().without_autodiff();
+        let (rc, rr) = match &self.reference {
+            Reference::Cached(values) => {
+                let c: Vec<f32> = batch.iter().map(|&i| values[i].0).collect();
+                let r: Vec<f32> = batch.iter().map(|&i| values[i].1).collect();
+                let n = batch.len();
+                (
+                    Tensor::<1>::from_data(TensorData::new(c, [n]), &device),
+                    Tensor::<1>::from_data(TensorData::new(r, [n]), &device),
+                )
+            }
+            Reference::Model(reference) => self.logprobs(reference, &dpo).map_err(fail)?,
+        };
+        let out = dpo_loss(pc, pr, rc, rr, &self.config).map_err(fail)?;
+        let n = batch.len() as f64;
+        let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
+        let metric = |s: f64| MetricSum { sum: s, count: n };
+        let metrics = BTreeMap::from([
+            ("rewards_chosen".to_string(), metric(sum(&out.rewards_chosen))),
+            ("rewards_rejected".to_string(), metric(sum(&out.rewards_rejected))),
+            ("margin".to_string(), metric(sum(&out.margins))),
+            ("accuracy".to_string(), metric(f64::from(out.accuracy) * n)),
+        ]);
+        Ok(LossOutput {
+            loss_sum: out.loss.sum(),
+            metrics,
+        })
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "cursor": self.order.cursor })
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
+        let cursor = state["cursor"].as_u64().ok_or_else(|| state_error("no cursor"))?;
+        self.order.seek(cursor);
+        Ok(())
+    }
+}
+
+/// What an SFT run did besides training.
+#[derive(Clone, Debug, Serialize)]
+pub struct SftSummary {
+    /// The loop's summary.
+    pub run: RunSummary,
+    /// What packing cut.
+    pub packing: TruncationReport,
+}
+
+fn to_align(e: allam_train::TrainError) -> AlignError {
+    AlignError::Input(e.to_string())
+}
+
+fn pad_id(tokenizer: &TextTokenizer, model: &Llama) -> u32 {
+    model
+        .config
+        .pad_token_id
+        .or_else(|| tokenizer.eos_token().and_then(|t| tokenizer.token_to_id(t)))
+        .unwrap_or(0)
+}
+
+/// Runs SFT as configured into `run_dir` (stopping early at `stop_at` steps if given).
+pub fn run_sft(
+    config: &AlignConfig,
+    run_dir: &Path,
+    stop_at: Option<u64>,
+    resume: bool,
+    observer: &dyn RunObserver,
+) -> Result<SftSummary> {
+    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
+        path: run_dir.to_path_buf(),
+        source: e,
+    })?;
+    let prepared = prepare_model(&config.model, run_dir, &device).map_err(to_align)?;
+    let tokenizer = prepared
+        .tokenizer
+        .clone()
+        .ok_or_else(|| AlignError::Input("the model has no tokenizer.json".into()))?;
+    let template = config.template(&tokenizer)?;
+    let conversations = load_conversations(&config.data.path)?;
+    let examples = conversations
+        .iter()
+        .map(|c| SftExample::encode(c, &template, &tokenizer))
+        .collect::<Result<Vec<_>>>()?;
+    let pad = pad_id(&tokenizer, &prepared.model);
+    let (rows, packing) = pack_examples(&examples, config.data.seq_len, pad)?;
+    let report = serde_json::to_string_pretty(&packing).expect("the report serialises");
+    allam_train::checkpoint::write_atomically(&run_dir.join("packing.json"), report.as_bytes())
+        .map_err(to_align)?;
+    if packing.conversations_truncated + packing.conversations_dropped > 0 {
+        observer.message(&format!(
+            "packing: {} conversation(s) truncated, {} dropped, {} assistant turn(s) and {} token(s) cut (packing.json)",
+            packing.conversations_truncated,
+            packing.conversations_dropped,
+            packing.assistant_turns_dropped,
+            packing.tokens_cut
+        ));
+    }
+    let max_steps = config.steps_for(rows.len());
+    let fingerprint = serde_json::json!({
+        "objective": "sft", "rows": rows.len(), "seq_len": config.data.seq_len,
+        "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
+    });
+    let objective = SftObjective::new(rows, config.data.seed)?;
+    let run = run_stage(
+        config,
+        prepared,
+        objective,
+        max_steps,
+        stop_at,
+        fingerprint,
+        run_dir,
+        resume,
+        observer,
+    )?;
+    Ok(SftSummary { run, packing })
+}
+
+/// Runs DPO as configured into `run_dir`; the starting model is the reference.
+pub fn run_dpo(
+    config: &AlignConfig,
+    run_dir: &Path,
+    stop_at: Option<u64>,
+    resume: bool,
+    observer: &dyn RunObserver,
+) -> Result<RunSummary> {
+    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
+        path: run_dir.to_path_buf(),
+        source: e,
+    })?;
+    let prepared = prepare_model(&config.model, run_dir, &device).map_err(to_align)?;
+    let tokenizer = prepared
+        .tokenizer
+        .clone()
+        .ok_or_else(|| AlignError::Input("the model has no tokenizer.json".into()))?;
+    let template = config.template(&tokenizer)?;
+    let pairs = load_preferences(&config.data.path)?;
+    let examples = pairs
+        .iter()
+        .map(|p| DpoExample::encode(p, &template, &tokenizer))
+        .collect::<Result<Vec<_>>>()?;
+    let pad = pad_id(&tokenizer, &prepared.model);
+    let dpo = config.dpo.config();
+    let reference = if config.dpo.reference == "memory" {
+        Reference::Model(Box::new(frozen(&prepared.model)))
+    } else {
+        Reference::Cached(cached_reference(
+            run_dir,
+            &prepared.model,
+            &examples,
+            &dpo,
+            pad,
+            config.train.micro_batch_size,
+            observer,
+        )?)
+    };
+    let max_steps = config.steps_for(examples.len());
+    let fingerprint = serde_json::json!({
+        "objective": "dpo", "pairs": examples.len(),
+        "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
+    });
+    let objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?;
+    run_stage(
+        config,
+        prepared,
+        objective,
+        max_steps,
+        stop_at,
+        fingerprint,
+        run_dir,
+        resume,
+        observer,
+    )
+}
+
+/// Reference log-probs from `run_dir/reference_logprobs.json`, or computed in one pass and
+/// written there (so a resumed run, or a rerun, does not recompute them).
+fn cached_reference(
+    run_dir: &Path,
+    model: &Llama,
+    examples: &[DpoExample],
+    config: &DpoConfig,
+    pad: u32,
+    micro: usize,
+    observer: &dyn RunObserver,
+) -> Result<Vec<(f32, f32)>> {
+    let path = run_dir.join("reference_logprobs.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let values: Vec<(f32, f32)> =
+            serde_json::from_str(&text).map_err(|e| AlignError::Input(format!("{}: {e}", path.display())))?;
+        if values.len() == examples.len() {
+            return Ok(values);
+        }
+    }
+    observer.message(&format!(
+        "computing reference log-probs of {} pairs",
+        examples.len()
+    ));
+    let values = reference_logprobs(&frozen(model), examples, config, pad, micro)?;
+    let json = serde_json::to_string(&values).expect("numbers serialise");
+    allam_train::checkpoint::write_atomically(&path, json.as_bytes()).map_err(to_align)?;
+    Ok(values)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_stage<O: Objective>(
+    config: &AlignConfig,
+    prepared: allam_train::run::PreparedModel,
+    objective: O,
+    max_steps: u64,
+    stop_at: Option<u64>,
+    fingerprint: serde_json::Value,
+    run_dir: &Path,
+    resume: bool,
+    observer: &dyn RunObserver,
+) -> Result<RunSummary> {
+    let mut trainer = Trainer {
+        model: trainable(prepared.model),
+        optimizer: AdamW::new(config.optimizer.clone()),
+        objective,
+        options: StepOptions {
+            micro_batch_size: config.train.micro_batch_size,
+            grad_accum: config.train.grad_accum,
+            replicas: 1,
+            schedule: config.schedule.clone(),
+            max_steps,
+            embedding_warmup: None,
+        },
+        step: 0,
+        tokens: 0,
+    };
+    let session = Session {
+        run_dir: run_dir.to_path_buf(),
+        hf_config: prepared.hf_config,
+        support_from: prepared.support_from,
+        tokenizer: prepared.tokenizer,
+        eval_texts: read_eval_texts(&config.eval).map_err(to_align)?,
+        eval_every: config.eval.every,
+        checkpoint: config.checkpoint.clone(),
+        last_step: stop_at.unwrap_or(max_steps).min(max_steps),
+        fingerprint,
+    };
+    run_loop(&mut trainer, &session, resume, observer).map_err(to_align)
+}

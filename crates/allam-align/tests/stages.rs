@@ -1,0 +1,105 @@
+//! SFT and DPO runs end to end on a tiny model trained from scratch with a byte tokenizer.
+use std::path::Path;
+
+use allam_align::{AlignConfig, run_dpo, run_sft};
+use allam_train::run::Quiet;
+
+fn rows(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A byte tokenizer, data and a configuration for `stage` in `dir`.
+fn setup(dir: &Path, data: &str, body: &str) -> AlignConfig {
+    allam_data::testing::byte_tokenizer()
+        .save(dir.join("tokenizer.json"), false)
+        .unwrap();
+    std::fs::write(dir.join("data.jsonl"), data).unwrap();
+    let text = format!(
+        "[model]\ntokenizer = \"tokenizer.json\"\nseed = 5\n[model.architecture]\nhidden_size = 32\n\
+         intermediate_size = 64\nnum_hidden_layers = 1\nnum_attention_heads = 2\nnum_key_value_heads = 1\n\
+         max_position_embeddings = 256\n[data]\npath = \"data.jsonl\"\ntemplate = \"llama2\"\nseq_len = 256\n{body}"
+    );
+    std::fs::write(dir.join("stage.toml"), text).unwrap();
+    AlignConfig::load(&dir.join("stage.toml")).unwrap()
+}
+
+const PAIRS: &str = r#"{"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "Rome, obviously."}
+{"prompt": "2 + 2 =", "chosen": "4", "rejected": "5"}
+{"prompt": "Say hi", "chosen": "Hello!", "rejected": "Go away."}
+{"messages": [{"role": "user", "content": "عاصمة مصر؟"}], "chosen": "القاهرة.", "rejected": "Cairo."}
+"#;
+
+const DPO_BODY: &str = "[schedule]\nkind = \"constant\"\nlr = 1e-2\n[train]\nmax_steps = 12\nmicro_batch_size = 4\n\
+                        [dpo]\nbeta = 0.1\nloss = \"sigmoid\"\nreference = \"REF\"\n[checkpoint]\nkeep = 1\n";
+
+#[test]
+fn dpo_starts_at_ln2_and_learns_the_training_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
+    let run = dir.path().join("run");
+    run_dpo(&config, &run, None, false, &Quiet).unwrap();
+    let rows = rows(&run);
+    assert_eq!(rows.len(), 12);
+    // policy = reference at the first step: h = 0, loss = ln 2, rewards 0
+    let first = &rows[0];
+    assert!(
+        (first["loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-6,
+        "{first}"
+    );
+    assert!(first["margin"].as_f64().unwrap().abs() < 1e-6, "{first}");
+    let last = rows.last().unwrap();
+    assert_eq!(last["accuracy"].as_f64().unwrap(), 1.0, "{last}");
+    assert!(last["margin"].as_f64().unwrap() > 0.0);
+    assert!(last["rewards_chosen"].as_f64().unwrap() > last["rewards_rejected"].as_f64().unwrap());
+    assert!(
+        last["loss"].as_f64().unwrap() < 0.5 * std::f64::consts::LN_2,
+        "{last}"
+    );
+    assert!(run.join("reference_logprobs.json").exists());
+    assert!(run.join("final/model.safetensors").exists());
+}
+
+#[test]
+fn cached_and_in_memory_references_give_the_same_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
+    let memory = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "memory"));
+    run_dpo(&cached, &dir.path().join("a"), Some(3), false, &Quiet).unwrap();
+    run_dpo(&memory, &dir.path().join("b"), Some(3), false, &Quiet).unwrap();
+    let (a, b) = (rows(&dir.path().join("a")), rows(&dir.path().join("b")));
+    for (x, y) in a.iter().zip(&b) {
+        let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
+        assert!((lx - ly).abs() < 1e-5, "{lx} vs {ly}");
+    }
+    assert!(!dir.path().join("b/reference_logprobs.json").exists());
+}
+
+#[test]
+fn sft_trains_assistant_tokens_and_reports_packing() {
+    let conversations = r#"{"messages": [{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"}]}
+{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Colour of the sky?"}, {"role": "assistant", "content": "Blue."}]}
+{"instruction": "Translate to Arabic", "input": "cat", "output": "قطة"}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let body = "[schedule]\nkind = \"constant\"\nlr = 1e-2\n[train]\nepochs = 20\nmicro_batch_size = 1\n[checkpoint]\nkeep = 1\n";
+    let config = setup(dir.path(), conversations, body);
+    let run = dir.path().join("run");
+    let summary = run_sft(&config, &run, None, false, &Quiet).unwrap();
+    // three short conversations fit one row of 256 bytes: 20 epochs of one row = 20 steps
+    assert_eq!(summary.packing.rows, 1);
+    assert_eq!(summary.run.steps, 20);
+    let rows = rows(&run);
+    let (first, last) = (
+        rows[0]["loss"].as_f64().unwrap(),
+        rows[19]["loss"].as_f64().unwrap(),
+    );
+    assert!(last < 0.5 * first, "{first} → {last}");
+    let packing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("packing.json")).unwrap()).unwrap();
+    assert_eq!(packing["conversations"], 3);
+    assert_eq!(packing["conversations_dropped"], 0);
+}
