@@ -443,3 +443,96 @@ fn eval_reports_accuracy_overall_and_per_subject() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mc.jsonl:1:"));
 }
+
+#[test]
+fn eval_draws_shots_from_a_dev_split() {
+    let dir = fixture("tiny-gqa-untied");
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("test.jsonl");
+    let dev = temp.path().join("dev.jsonl");
+    std::fs::write(
+        &data,
+        concat!(
+            r#"{"id": "t1", "language": "en", "subject": "physics", "question": "is ice cold?", "choices": ["yes", "no"], "answer": 0}"#,
+            "\n",
+            r#"{"id": "t2", "language": "ar", "subject": "words", "question": "عكس فوق", "choices": ["يسار", "تحت"], "answer": 1}"#,
+            "\n",
+            r#"{"id": "t3", "language": "en", "subject": "physics", "question": "is fire hot?", "choices": ["no", "yes"], "answer": 1}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &dev,
+        concat!(
+            r#"{"id": "d1", "language": "en", "subject": "physics", "question": "is water wet?", "choices": ["yes", "no"], "answer": 0}"#,
+            "\n",
+            r#"{"id": "d2", "language": "en", "subject": "physics", "question": "is snow hot?", "choices": ["yes", "no"], "answer": 1}"#,
+            "\n",
+            r#"{"id": "d3", "language": "ar", "subject": "words", "question": "عكس يمين", "choices": ["يسار", "فوق"], "answer": 0}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--model",
+            dir.to_str().unwrap(),
+            "--task",
+            "mc-jsonl",
+            "--data",
+            data.to_str().unwrap(),
+            "--dev",
+            dev.to_str().unwrap(),
+            "--shots",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json(&allam(&args))
+    };
+    let report = run(&[]);
+    assert_eq!(report["shots"], 2);
+    assert_eq!(report["seed"], 1234);
+    assert_eq!(report["overall"]["n"], 3);
+    assert_eq!(report["subjects"]["physics"]["n"], 2);
+    assert_eq!(report["subjects"]["words"]["n"], 1);
+    for subject in ["physics", "words"] {
+        let acc = report["subjects"][subject]["acc"].as_f64().unwrap();
+        let norm = report["subjects"][subject]["acc_norm"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&norm));
+    }
+    assert_eq!(run(&[]), report, "the same seed gives the same result");
+    let chat = run(&[
+        "--mode",
+        "letters",
+        "--letters",
+        "arabic",
+        "--chat",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(
+        (chat["chat"].as_bool(), chat["seed"].as_u64()),
+        (Some(true), Some(7))
+    );
+    assert_eq!(chat["overall"]["n"], 3);
+    // A bad dev file names itself and its line.
+    std::fs::write(&dev, "{\"question\": \"x\"}\n").unwrap();
+    let out = allam(&[
+        "eval",
+        "--model",
+        dir.to_str().unwrap(),
+        "--task",
+        "mc-jsonl",
+        "--data",
+        data.to_str().unwrap(),
+        "--dev",
+        dev.to_str().unwrap(),
+        "--shots",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dev.jsonl:1:"));
+}

@@ -17,7 +17,9 @@
 //!
 //! The map: [`jsonl`] reads request and task files; [`request`] turns text pairs into token ids; [`loglik`] scores them in batches;
 //! [`perplexity`] measures whole texts (perplexity, bits per byte) with a sliding window;
-//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject):
+//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject)
+//! with prompts from [`prompt`] (Latin or Arabic labels and cues) and k-shot examples from
+//! [`shots`] (a seeded draw from a dev split, same subject first):
 //! EXAMS, generic JSON Lines (MMLU as `datasets` exports it), MMLU's original CSV, ACVA and
 //! Arabic MMLU (JSON Lines or CSV, read by [`csv`]).
 pub mod csv;
@@ -26,13 +28,17 @@ pub mod jsonl;
 pub mod loglik;
 pub mod multiple_choice;
 pub mod perplexity;
+pub mod prompt;
 pub mod request;
+pub mod shots;
 pub mod task;
 
 pub use error::{EvalError, Result};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
 pub use loglik::{RequestScore, score_encoded, score_requests};
-pub use multiple_choice::{Accuracy, ChoiceMode, McOptions, McReport, evaluate};
+pub use multiple_choice::{Accuracy, McOptions, McReport, evaluate, evaluate_with_dev};
 pub use perplexity::{SlidingWindow, TextStats, sequence_nll, text_stats};
-pub use request::{EncodedRequest, ScoreRequest, encode_request};
+pub use prompt::{ChoiceMode, LetterScript, Script};
+pub use request::{EncodedRequest, ScoreRequest, encode_request, encode_request_with};
+pub use shots::{DEFAULT_SEED, ShotPool};
 pub use task::{ACVA_CHOICES, McItem, TaskFormat, read_items};

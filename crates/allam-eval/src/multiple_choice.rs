@@ -6,32 +6,47 @@
 //! [`ChoiceMode::Letters`] the prompt lists the labelled choices and the continuation is the label.
 use std::collections::BTreeMap;
 
-use allam_model::PretrainedModel;
+use allam_model::{ChatMessage, PretrainedModel, TextTokenizer};
 
-use crate::error::Result;
-use crate::loglik::score_requests;
-use crate::request::ScoreRequest;
+use crate::error::{EvalError, Result};
+use crate::loglik::score_encoded;
+pub use crate::prompt::ChoiceMode;
+use crate::prompt::{LetterScript, Script, choice_continuation_in, prompt_with_shots, question_prompt_in};
+use crate::request::{ScoreRequest, encode_request_with};
+use crate::shots::{DEFAULT_SEED, ShotPool};
 use crate::task::McItem;
-
-/// What a choice's continuation is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChoiceMode {
-    /// The answer text, after `Answer:`.
-    Text,
-    /// The answer's label (`A`, `B`, ...), after a prompt listing the labelled choices.
-    Letters,
-}
 
 /// The settings of one evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct McOptions {
     /// Text or letters.
     pub mode: ChoiceMode,
-    /// Solved examples before each question (taken from other items of the file, same subject
-    /// first).
+    /// Solved examples before each question: drawn from the dev items when given, else from the
+    /// other items of the test file; same subject first ([`ShotPool`]).
     pub shots: usize,
+    /// The seed of the draw of examples (same seed, same prompts).
+    pub seed: u64,
+    /// The script of labels and cues.
+    pub letters: LetterScript,
+    /// Whether the whole (few-shot) prompt is one user turn of the model's chat template, the
+    /// choices scored after its generation prompt.
+    pub chat: bool,
     /// Requests per forward pass.
     pub batch_size: usize,
+}
+
+impl Default for McOptions {
+    /// Text mode, zero shots, seed [`DEFAULT_SEED`], automatic script, no chat, batches of 8.
+    fn default() -> Self {
+        Self {
+            mode: ChoiceMode::Text,
+            shots: 0,
+            seed: DEFAULT_SEED,
+            letters: LetterScript::Auto,
+            chat: false,
+            batch_size: 8,
+        }
+    }
 }
 
 /// Accuracy over a set of items.
@@ -54,45 +69,57 @@ pub struct McReport {
     pub subjects: BTreeMap<String, Accuracy>,
 }
 
-/// The prompt of `item` alone, ending in `Answer:`.
+/// The prompt of `item` alone in Latin script, ending in `Answer:`.
 pub fn question_prompt(item: &McItem, mode: ChoiceMode) -> String {
-    let mut prompt = format!("Question: {}\n", item.question.trim());
-    if mode == ChoiceMode::Letters {
-        for (label, choice) in item.labels.iter().zip(&item.choices) {
-            prompt.push_str(&format!("{label}. {}\n", choice.trim()));
-        }
-    }
-    prompt.push_str("Answer:");
-    prompt
+    question_prompt_in(item, mode, Script::Latin)
 }
 
-/// The continuation of choice `i` (with its leading space).
+/// The continuation of choice `i` in Latin script (with its leading space).
 pub fn choice_continuation(item: &McItem, i: usize, mode: ChoiceMode) -> String {
-    match mode {
-        ChoiceMode::Text => format!(" {}", item.choices[i].trim()),
-        ChoiceMode::Letters => format!(" {}", item.labels[i]),
-    }
+    choice_continuation_in(item, i, mode, Script::Latin)
 }
 
-/// The full context for item `index`: `shots` solved examples, then its question.
+/// The Latin-script context for item `index` with `shots` examples drawn from the other items
+/// (seed [`DEFAULT_SEED`]).
 pub fn few_shot_context(items: &[McItem], index: usize, shots: usize, mode: ChoiceMode) -> String {
+    let options = McOptions {
+        mode,
+        shots,
+        letters: LetterScript::Latin,
+        ..McOptions::default()
+    };
+    item_prompt(items, index, &ShotPool::new(items, true), &options)
+}
+
+/// The prompt of item `index` under `options` (before any chat template): its examples from
+/// `pool`, all in the item's script.
+pub fn item_prompt(items: &[McItem], index: usize, pool: &ShotPool, options: &McOptions) -> String {
     let item = &items[index];
-    let same = items
-        .iter()
-        .enumerate()
-        .filter(|(i, other)| *i != index && other.subject == item.subject);
-    let rest = items
-        .iter()
-        .enumerate()
-        .filter(|(i, other)| *i != index && other.subject != item.subject);
-    let mut context = String::new();
-    for (_, shot) in same.chain(rest).take(shots) {
-        context.push_str(&question_prompt(shot, mode));
-        context.push_str(&choice_continuation(shot, shot.answer, mode));
-        context.push_str("\n\n");
-    }
-    context.push_str(&question_prompt(item, mode));
-    context
+    let script = options.letters.for_item(item);
+    let shots: Vec<&McItem> = pool
+        .sample(item, index, options.shots, options.seed)
+        .into_iter()
+        .map(|i| &pool.items()[i])
+        .collect();
+    prompt_with_shots(item, &shots, options.mode, script)
+}
+
+/// The prompts of all `items` (before any chat template), examples drawn from `dev` when given,
+/// else from the test items themselves.
+pub fn item_prompts(items: &[McItem], dev: Option<&[McItem]>, options: &McOptions) -> Vec<String> {
+    let pool = match dev {
+        Some(dev) => ShotPool::new(dev, false),
+        None => ShotPool::new(items, true),
+    };
+    (0..items.len())
+        .map(|index| item_prompt(items, index, &pool, options))
+        .collect()
+}
+
+/// `prompt` as the single user turn of the tokenizer's chat template, with the generation
+/// prompt appended: the text the choices continue under `--chat`.
+pub fn chat_context(tokenizer: &TextTokenizer, prompt: &str) -> Result<String> {
+    Ok(tokenizer.apply_chat_template(&[ChatMessage::new("user", prompt)], true)?)
 }
 
 /// The choice picked by total log-likelihood and the one picked per character (first on ties).
@@ -116,19 +143,45 @@ pub fn pick(logprobs: &[f64], char_lengths: &[usize]) -> (usize, usize) {
     (acc, norm)
 }
 
-/// Scores every choice of every item and reports accuracy overall and per subject.
+/// Scores every choice of every item and reports accuracy overall and per subject, examples
+/// drawn from the test items themselves.
 pub fn evaluate(pretrained: &PretrainedModel, items: &[McItem], options: McOptions) -> Result<McReport> {
+    evaluate_with_dev(pretrained, items, None, options)
+}
+
+/// As [`evaluate`], examples drawn from `dev` when given.
+pub fn evaluate_with_dev(
+    pretrained: &PretrainedModel,
+    items: &[McItem],
+    dev: Option<&[McItem]>,
+    options: McOptions,
+) -> Result<McReport> {
+    let tokenizer = pretrained.tokenizer()?;
+    let bos = pretrained.model.config.bos_token_id;
     let mut requests = Vec::new();
     let mut lengths = Vec::new();
-    for index in 0..items.len() {
-        let context = few_shot_context(items, index, options.shots, options.mode);
-        for i in 0..items[index].choices.len() {
-            let continuation = choice_continuation(&items[index], i, options.mode);
+    for (index, prompt) in item_prompts(items, dev, &options).into_iter().enumerate() {
+        let item = &items[index];
+        let script = options.letters.for_item(item);
+        let context = if options.chat {
+            chat_context(tokenizer, &prompt)?
+        } else {
+            prompt
+        };
+        for i in 0..item.choices.len() {
+            let continuation = choice_continuation_in(item, i, options.mode, script);
             lengths.push(continuation.chars().count());
-            requests.push(ScoreRequest::new(context.clone(), continuation));
+            let request = ScoreRequest::new(context.clone(), continuation);
+            // A chat template places its own BOS.
+            let encoded =
+                encode_request_with(tokenizer, &request, bos, !options.chat).map_err(|e| match e {
+                    EvalError::Input(m) => EvalError::Input(format!("item {}: {m}", index + 1)),
+                    other => other,
+                })?;
+            requests.push(encoded);
         }
     }
-    let scores = score_requests(pretrained, &requests, options.batch_size)?;
+    let scores = score_encoded(&pretrained.model, &requests, options.batch_size)?;
     let mut correct: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut offset = 0;
     for item in items {

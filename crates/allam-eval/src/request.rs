@@ -45,11 +45,25 @@ pub fn encode_request(
     request: &ScoreRequest,
     bos: Option<u32>,
 ) -> Result<EncodedRequest> {
+    encode_request_with(tokenizer, request, bos, true)
+}
+
+/// As [`encode_request`], but with `add_special_tokens` chosen: `false` for a context already
+/// rendered by a chat template, which places its own BOS.
+pub fn encode_request_with(
+    tokenizer: &TextTokenizer,
+    request: &ScoreRequest,
+    bos: Option<u32>,
+    add_special_tokens: bool,
+) -> Result<EncodedRequest> {
     let trimmed = request.context.trim_end();
     let context = trimmed;
     let continuation = format!("{}{}", &request.context[trimmed.len()..], request.continuation);
-    let whole = tokenizer.encode(&format!("{context}{continuation}"), true)?;
-    let n = tokenizer.encode(context, true)?.len().min(whole.len());
+    let whole = tokenizer.encode(&format!("{context}{continuation}"), add_special_tokens)?;
+    let n = tokenizer
+        .encode(context, add_special_tokens)?
+        .len()
+        .min(whole.len());
     let mut context_ids = whole[..n].to_vec();
     let continuation_ids = whole[n..].to_vec();
     if continuation_ids.is_empty() {

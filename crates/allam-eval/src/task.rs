@@ -25,6 +25,9 @@ pub struct McItem {
     pub answer: usize,
     /// The subject, for the per-subject breakdown (`""` when the file has none).
     pub subject: String,
+    /// The language the file gives (`"ar"`, `"en"`, ...; `""` when it gives none, and then
+    /// the prompt language follows the question's script).
+    pub language: String,
 }
 
 /// The file formats read.
@@ -34,7 +37,8 @@ pub enum TaskFormat {
     /// subject from `info.subject` or `subject`.
     Exams,
     /// Generic JSON Lines (also MMLU as exported by `datasets`): `question`, `choices` (strings),
-    /// `answer` (the index of the correct choice), optional `subject`.
+    /// `answer` (the index of the correct choice), optional `subject` and `language` (`id` and
+    /// other keys ignored).
     McJsonl,
     /// MMLU's original CSV: rows `question,A,B,C,D,answer_letter`, no header; the subject is
     /// the file name without `_test`/`_dev`/`_val` (as `abstract_algebra_test.csv`).
@@ -193,6 +197,14 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 labels,
                 answer,
                 subject: subject.to_string(),
+                language: record
+                    .object
+                    .get("info")
+                    .and_then(|i| i.get("language"))
+                    .or_else(|| record.object.get("language"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             }
         }
         TaskFormat::McJsonl => {
@@ -219,6 +231,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 choices,
                 answer,
                 subject: subject.unwrap_or_default().to_string(),
+                language: optional_str(record, "language").unwrap_or_default().to_string(),
             }
         }
         TaskFormat::MmluCsv => {
@@ -235,6 +248,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 choices,
                 answer,
                 subject: optional_str(record, "subject").unwrap_or_default().to_string(),
+                language: String::new(),
             }
         }
         TaskFormat::Acva => {
@@ -250,6 +264,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 labels: letters(2),
                 answer,
                 subject: optional_str(record, "subject").unwrap_or_default().to_string(),
+                language: String::new(),
             }
         }
         TaskFormat::ArabicMmlu => {
@@ -281,6 +296,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 choices,
                 answer,
                 subject: optional_str(record, "Subject").unwrap_or_default().to_string(),
+                language: String::new(),
             }
         }
     };

@@ -143,6 +143,7 @@ fn evaluation_agrees_with_scoring_by_hand() {
         mode: ChoiceMode::Text,
         shots: 0,
         batch_size: 4,
+        ..McOptions::default()
     };
     let report = evaluate(&model, &items, options).unwrap();
     assert_eq!(report.overall.n, 3);
@@ -171,6 +172,7 @@ fn evaluation_agrees_with_scoring_by_hand() {
         mode: ChoiceMode::Letters,
         shots: 1,
         batch_size: 2,
+        ..McOptions::default()
     };
     let report = evaluate(&model, &items, letters).unwrap();
     assert_eq!(report.overall.n, 3);

@@ -125,6 +125,17 @@ pub enum ModeArg {
     Letters,
 }
 
+/// The script of labels and cues in `allam eval`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LettersArg {
+    /// A B C D and `Answer:`.
+    Latin,
+    /// أ ب ج د and `الإجابة:`.
+    Arabic,
+    /// By each item's language or script.
+    Auto,
+}
+
 /// Arguments of `allam eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -139,12 +150,27 @@ pub struct EvalArgs {
     /// The task's file (JSON Lines, or CSV where the format allows).
     #[arg(long)]
     data: PathBuf,
-    /// Solved examples before each question.
+    /// Solved examples before each question, drawn from `--dev` (else from the other items of
+    /// `--data`), same subject first.
     #[arg(long, default_value_t = 0)]
     shots: usize,
+    /// The dev split the examples are drawn from (same format as `--data`).
+    #[arg(long)]
+    dev: Option<PathBuf>,
+    /// Seed of the draw of examples (same seed, same prompts).
+    #[arg(long, default_value_t = allam_eval::DEFAULT_SEED)]
+    seed: u64,
     /// Score by choice text or by letter label.
     #[arg(long, value_enum, default_value = "text")]
     mode: ModeArg,
+    /// Labels and cues: `latin` (A B C D, `Answer:`), `arabic` (أ ب ج د, `الإجابة:`) or `auto`
+    /// (Arabic for items whose `language` is Arabic or whose question is mostly Arabic letters).
+    #[arg(long, value_enum, default_value = "auto")]
+    letters: LettersArg,
+    /// Wrap each prompt as one user turn of the model's chat template and score the choices
+    /// after its generation prompt.
+    #[arg(long)]
+    chat: bool,
     /// Requests per forward pass.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -159,6 +185,13 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let format = allam_eval::TaskFormat::for_file(&args.task, &args.data)?;
     let items = allam_eval::read_items(&args.data, format)?;
+    let dev = match &args.dev {
+        Some(path) => {
+            let format = allam_eval::TaskFormat::for_file(&args.task, path)?;
+            Some(allam_eval::read_items(path, format)?)
+        }
+        None => None,
+    };
     let pretrained = load(&args.model, &args.device)?;
     let options = allam_eval::McOptions {
         mode: match args.mode {
@@ -166,13 +199,28 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             ModeArg::Letters => allam_eval::ChoiceMode::Letters,
         },
         shots: args.shots,
+        seed: args.seed,
+        letters: match args.letters {
+            LettersArg::Latin => allam_eval::LetterScript::Latin,
+            LettersArg::Arabic => allam_eval::LetterScript::Arabic,
+            LettersArg::Auto => allam_eval::LetterScript::Auto,
+        },
+        chat: args.chat,
         batch_size: args.batch_size,
     };
-    let report = allam_eval::evaluate(&pretrained, &items, options)
+    let report = allam_eval::evaluate_with_dev(&pretrained, &items, dev.as_deref(), options)
         .with_context(|| format!("evaluating {}", args.data.display()))?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let line = json!({ "task": args.task, "shots": args.shots, "overall": report.overall, "subjects": report.subjects });
+        let line = json!({
+            "task": args.task,
+            "shots": args.shots,
+            "seed": args.seed,
+            "dev": args.dev.as_ref().map(|p| p.display().to_string()),
+            "chat": args.chat,
+            "overall": report.overall,
+            "subjects": report.subjects,
+        });
         writeln!(out, "{line}")?;
     } else {
         writeln!(out, "subject\tn\tacc\tacc_norm")?;
