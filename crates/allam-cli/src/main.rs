@@ -25,6 +25,8 @@ enum Command {
     Ppl(cmd::eval::PplArgs),
     /// Multiple-choice accuracy (acc, acc_norm, per subject) on a task file.
     Eval(cmd::eval::EvalArgs),
+    /// The whole recipe end to end (base pretraining, expansion, continued pretraining vs control, SFT, DPO, report).
+    Recipe(cmd::recipe::RecipeArgs),
     /// Pretrain or continue pretraining on a data mixture (metrics, checkpoints, exact resume).
     Pretrain(cmd::train::PretrainArgs),
     /// Supervised fine-tuning on chat conversations (loss on assistant turns only); `sft inspect` shows what is trained.
@@ -33,6 +35,8 @@ enum Command {
     Dpo(cmd::align::StageArgs),
     /// Draw a run's loss curves (`RUN_DIR/loss.svg`) from its metrics.jsonl.
     Plot(cmd::train::PlotArgs),
+    /// Throughput of training steps, decoding or prefill on a random model of a given shape (JSON).
+    Bench(cmd::bench::BenchArgs),
     /// Model operations.
     #[command(subcommand)]
     Model(cmd::model::ModelCommand),
@@ -59,10 +63,12 @@ fn main() {
         Command::Score(args) => cmd::eval::score(args),
         Command::Ppl(args) => cmd::eval::ppl(args),
         Command::Eval(args) => cmd::eval::eval(args),
+        Command::Recipe(args) => cmd::recipe::recipe(args),
         Command::Pretrain(args) => cmd::train::pretrain(args),
         Command::Sft(command) => cmd::align::sft(command),
         Command::Dpo(args) => cmd::align::dpo(args),
         Command::Plot(args) => cmd::train::plot(args),
+        Command::Bench(args) => cmd::bench::bench(args),
         Command::Model(command) => cmd::model::run(command),
         Command::Tokenizer(command) => cmd::tokenizer::run(command),
         Command::Data(command) => cmd::data::run(command),

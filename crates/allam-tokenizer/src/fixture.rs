@@ -1,4 +1,5 @@
-//! A small Llama-style tokenizer and texts we wrote ourselves, for tests, examples and smoke runs.
+//! A small Llama-style tokenizer and texts we wrote ourselves, for tests, examples and smoke runs,
+//! and [`train_llama_style`], which trains such a base tokenizer on any text.
 //!
 //! [`llama_style_tokenizer`] trains, in well under a second, a BPE with byte fallback, `▁` word marks,
 //! `<unk>`/`<s>`/`</s>` and the 256 `<0xXX>` byte pieces at ids 3–258 — the composition of Llama-2 and
@@ -30,6 +31,15 @@ pub fn llama_normalizer() -> NormalizerWrapper {
 /// specials and 256 byte pieces) on [`ENGLISH`] and the first `arabic_lines` lines of [`ARABIC`].
 pub fn llama_style_tokenizer(pieces: usize, arabic_lines: usize) -> Result<Tokenizer> {
     let text: Vec<&str> = ENGLISH.lines().chain(ARABIC.lines().take(arabic_lines)).collect();
+    train_llama_style(&text, pieces)
+}
+
+/// Trains a Llama-style tokenizer — BPE with byte fallback, `▁` word marks, `<unk>`/`<s>`/`</s>` at
+/// ids 0–2, the 256 `<0xXX>` byte pieces at ids 3–258, a post-processor adding `<s>` — with about
+/// `pieces` learned pieces on `lines` (the composition of Llama-2 and Mistral's `tokenizer.json`).
+/// This is how the recipe makes its own base tokenizer when it pretrains from scratch.
+pub fn train_llama_style(lines: &[&str], pieces: usize) -> Result<Tokenizer> {
+    let text = lines;
     // SentencePiece-style words: "▁" + word, split at spaces.
     let words = |line: &str| -> Vec<String> { line.split(' ').map(|w| format!("▁{w}")).collect() };
     let mut trainer = BpeTrainer::builder()

@@ -51,6 +51,7 @@ pub mod train;
 pub use corpus::{Corpus, CorpusFormat};
 pub use error::{Error, Result};
 pub use expand::{ExpandedTokenizer, Expansion, ExpansionConfig, expand, expand_files};
+pub use fixture::train_llama_style;
 pub use io::load_tokenizer;
 pub use merge::{BaseBpe, MergePriority, MergedVocab, merge_vocab};
 pub use normalize::{ArabicNormalization, TextPipeline};

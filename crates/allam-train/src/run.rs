@@ -125,6 +125,13 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
         std::fs::create_dir_all(&support).map_err(|e| TrainError::io(&support, e))?;
         let dst = support.join("tokenizer.json");
         std::fs::copy(tokenizer_path, &dst).map_err(|e| TrainError::io(tokenizer_path, e))?;
+        // Its tokenizer_config.json (special tokens, chat template) travels with it.
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            let src = tokenizer_path.with_file_name(name);
+            if src.exists() {
+                std::fs::copy(&src, support.join(name)).map_err(|e| TrainError::io(&src, e))?;
+            }
+        }
         let heads = arch.num_attention_heads;
         if heads == 0 || !arch.hidden_size.is_multiple_of(heads) {
             return Err(TrainError::Config(format!(

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use allam_align::{AlignConfig, MarkStyle, SftExample, inspect_tokens, load_conversations};
 use allam_model::TextTokenizer;
 
-use crate::cmd::train::StepBar;
+use allam_recipe::StepBar;
 
 /// Arguments shared by `allam sft` and `allam dpo`.
 #[derive(Debug, Args)]

@@ -1,0 +1,210 @@
+//! `report.md` (one table per claim of the paper), `report.json` and `bpb.svg`, from an
+//! [`Outcome`] measured by the run.
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::RecipeConfig;
+use crate::error::Result;
+use crate::pipeline::{Outcome, run};
+use crate::progress::StageProgress;
+
+/// The paper's claims as checked on this run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Verdicts {
+    /// Arabic tokens per word fell with the expanded tokenizer.
+    pub arabic_fertility_down: bool,
+    /// English tokenizes exactly as before (same tokens per word).
+    pub english_unchanged: bool,
+    /// Arabic bits per byte after mixed continued pretraining are below those before it.
+    pub arabic_bpb_down: bool,
+    /// English bpb of the mixed run minus the control's, within the stated margin.
+    pub english_kept: bool,
+    /// DPO reward accuracy above chance (0.5).
+    pub dpo_above_chance: bool,
+}
+
+impl Verdicts {
+    /// Judges `outcome` with the margin of `config`.
+    pub fn of(outcome: &Outcome, config: &RecipeConfig) -> Self {
+        let score = |prefix: &str| outcome.scores.iter().find(|s| s.stage.starts_with(prefix));
+        let (expanded, mixed, control) = (score("2 "), score("3 mixed"), score("3 control"));
+        let (ab, ae) = outcome.arabic_fertility;
+        let (eb, ee) = outcome.english_fertility;
+        Self {
+            arabic_fertility_down: ae < ab,
+            english_unchanged: (eb - ee).abs() < 1e-12,
+            arabic_bpb_down: matches!((expanded, mixed), (Some(e), Some(m)) if m.ar_bpb < e.ar_bpb),
+            english_kept: matches!((mixed, control), (Some(m), Some(c))
+                if m.en_bpb - c.en_bpb <= config.report.english_bpb_margin),
+            dpo_above_chance: outcome.dpo_reward_accuracy > 0.5,
+        }
+    }
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "✅ holds" } else { "❌ does not hold" }
+}
+
+/// Writes `report.md`, `report.json` and `bpb.svg` into the run directory; returns the
+/// report's path.
+pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf> {
+    let v = Verdicts::of(outcome, config);
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# ALLaM recipe at toy scale — report\n");
+    let _ = writeln!(
+        w,
+        "Every number below was measured by this run (`allam recipe` / `cargo run --release --example reproduce`) \
+         on the sample data in `{}`. Stage directories hold each model as a Hugging Face checkpoint, its \
+         `metrics.jsonl` and `loss.svg`.\n",
+        config.sample.display()
+    );
+    let (ab, ae) = outcome.arabic_fertility;
+    let (eb, ee) = outcome.english_fertility;
+    let _ = writeln!(
+        w,
+        "## 1. Tokenizer expansion lowers Arabic fertility — {}\n",
+        mark(v.arabic_fertility_down)
+    );
+    let _ = writeln!(
+        w,
+        "| tokenizer | vocabulary | Arabic tokens/word | English tokens/word |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|");
+    let _ = writeln!(
+        w,
+        "| base (English BPE) | {} | {ab:.3} | {eb:.3} |",
+        outcome.base_vocab
+    );
+    let _ = writeln!(w, "| expanded | {} | {ae:.3} | {ee:.3} |", outcome.expanded_vocab);
+    let _ = writeln!(
+        w,
+        "\nArabic needs {:.1}× fewer tokens; English text keeps exactly its tokens ({}).\n",
+        ab / ae.max(1e-9),
+        mark(v.english_unchanged)
+    );
+    let _ = writeln!(
+        w,
+        "## 2. Every stage: held-out bits per byte and multiple choice\n"
+    );
+    let _ = writeln!(
+        w,
+        "| stage | English bpb | Arabic bpb | MC acc (en) | MC acc (ar) |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|");
+    for s in &outcome.scores {
+        let _ = writeln!(
+            w,
+            "| {} | {:.4} | {:.4} | {:.3} | {:.3} |",
+            s.stage, s.en_bpb, s.ar_bpb, s.mc_en, s.mc_ar
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nBits per byte (total NLL / (ln 2 · UTF-8 bytes)) compare models with different tokenizers. \
+         Multiple choice: 4 options (chance 0.25), scored by log-likelihood of the choice text.\n"
+    );
+    let get = |p: &str| outcome.scores.iter().find(|s| s.stage.starts_with(p));
+    if let (Some(e), Some(m), Some(c)) = (get("2 "), get("3 mixed"), get("3 control")) {
+        let _ = writeln!(
+            w,
+            "## 3. Continued pretraining gains Arabic — {}\n",
+            mark(v.arabic_bpb_down)
+        );
+        let _ = writeln!(
+            w,
+            "Arabic bpb: {:.4} before → {:.4} after the mixture (English-only control: {:.4}).\n",
+            e.ar_bpb, m.ar_bpb, c.ar_bpb
+        );
+        let _ = writeln!(w, "## 4. English is not forgotten — {}\n", mark(v.english_kept));
+        let _ = writeln!(
+            w,
+            "English bpb: mixed {:.4} vs English-only control {:.4} (difference {:+.4}; stated margin {:.2}).\n",
+            m.en_bpb,
+            c.en_bpb,
+            m.en_bpb - c.en_bpb,
+            config.report.english_bpb_margin
+        );
+    }
+    let _ = writeln!(
+        w,
+        "## 5. Alignment: DPO prefers the chosen answers — {}\n",
+        mark(v.dpo_above_chance)
+    );
+    let _ = writeln!(
+        w,
+        "Reward accuracy on the preference pairs after DPO: {:.3} (chance 0.5); mean reward margin {:+.4}.\n",
+        outcome.dpo_reward_accuracy, outcome.dpo_mean_margin
+    );
+    let _ = writeln!(w, "## Time\n\n| stage | seconds |\n|---|---:|");
+    for (stage, s) in &outcome.seconds {
+        let _ = writeln!(w, "| {stage} | {s:.1} |");
+    }
+    let total: f64 = outcome.seconds.iter().map(|(_, s)| s).sum();
+    let _ = writeln!(w, "| **total** | {total:.1} |\n");
+    let _ = writeln!(
+        w,
+        "Plots: `bpb.svg` (bits per byte per stage) and each stage's `loss.svg`:\n{}",
+        [
+            "stage1-base",
+            "stage3-mixed",
+            "stage3-control",
+            "stage4-sft",
+            "stage5-dpo"
+        ]
+        .map(|d| format!("- [{d}/loss.svg]({d}/loss.svg)"))
+        .join("\n")
+    );
+
+    let out = &config.out;
+    let curves = vec![
+        ("English bpb".to_string(), points(outcome, |s| s.en_bpb)),
+        ("Arabic bpb".to_string(), points(outcome, |s| s.ar_bpb)),
+    ];
+    allam_train::plot::plot_curves(
+        &curves,
+        "bits per byte after stages 1–5 (3 = mixed CPT)",
+        &out.join("bpb.svg"),
+    )?;
+    let json = serde_json::json!({ "outcome": outcome, "verdicts": v });
+    allam_train::checkpoint::write_atomically(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(&json)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
+    let path = out.join("report.md");
+    allam_train::checkpoint::write_atomically(&path, md.as_bytes())?;
+    Ok(path)
+}
+
+/// `(stage number, value)` for the stages on the main line (the control is left out).
+fn points(outcome: &Outcome, value: impl Fn(&crate::ModelScores) -> f64) -> Vec<(f64, f64)> {
+    outcome
+        .scores
+        .iter()
+        .filter(|s| !s.stage.contains("control"))
+        .filter_map(|s| {
+            let n: f64 = s.stage.split(' ').next()?.parse().ok()?;
+            Some((n, value(s)))
+        })
+        .collect()
+}
+
+/// Runs the recipe and writes its report: the one call behind `allam recipe` and the
+/// `reproduce` example.
+pub fn reproduce(
+    config: &RecipeConfig,
+    progress: &dyn StageProgress,
+) -> Result<(Outcome, Verdicts, PathBuf)> {
+    let outcome = run(config, progress)?;
+    let report = write_report(&outcome, config)?;
+    Ok((outcome.clone(), Verdicts::of(&outcome, config), report))
+}
+
+/// The report of a finished run directory, if there is one.
+pub fn existing_report(out: &Path) -> Option<String> {
+    std::fs::read_to_string(out.join("report.md")).ok()
+}

@@ -1,0 +1,63 @@
+//! The end-to-end recipe, reduced to a few steps per stage, on the repository's sample data.
+use std::path::Path;
+
+use allam_recipe::{RecipeConfig, Silent, reproduce};
+
+#[test]
+fn a_reduced_recipe_runs_every_stage_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+    let text = format!(
+        "out = {out:?}\nsample = {sample:?}\nseed = 7\n\
+         [base_tokenizer]\npieces = 300\n\
+         [model]\nhidden_size = 32\nintermediate_size = 64\nnum_hidden_layers = 1\nnum_attention_heads = 2\nnum_key_value_heads = 1\n\
+         [pretrain]\nsteps = 4\nlr = 3e-3\nmin_lr = 3e-4\nwarmup_steps = 1\nmicro_batch_size = 2\nseq_len = 64\n\
+         [expansion]\nnew_pieces = 200\n\
+         [continued]\nsteps = 4\nembedding_warmup_steps = 2\nlr = 1e-3\nmicro_batch_size = 2\nseq_len = 64\n\
+         [continued.languages]\nen = 0.55\nar = 0.225\nar_translated = 0.225\n\
+         [sft]\nsteps = 2\nlr = 1e-3\nmicro_batch_size = 2\nseq_len = 384\n\
+         [dpo]\nsteps = 2\nlr = 1e-3\nmicro_batch_size = 2\nseq_len = 384\n",
+        out = dir.path().join("run").display().to_string(),
+        sample = sample.display().to_string(),
+    );
+    let path = dir.path().join("toy.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = RecipeConfig::load(&path).unwrap();
+    let (outcome, verdicts, report) = reproduce(&config, &Silent).unwrap();
+    // tokenizer claims hold whatever the training length
+    assert!(verdicts.arabic_fertility_down, "{:?}", outcome.arabic_fertility);
+    assert!(verdicts.english_unchanged, "{:?}", outcome.english_fertility);
+    assert!(outcome.expanded_vocab > outcome.base_vocab);
+    assert_eq!(outcome.scores.len(), 6);
+    for s in &outcome.scores {
+        assert!(
+            s.en_bpb > 0.0 && s.ar_bpb > 0.0 && (0.0..=1.0).contains(&s.mc_en),
+            "{s:?}"
+        );
+        assert!(s.dir.join("model.safetensors").exists(), "{s:?}");
+    }
+    assert!((0.0..=1.0).contains(&outcome.dpo_reward_accuracy));
+    let md = std::fs::read_to_string(report).unwrap();
+    for heading in [
+        "## 1. Tokenizer expansion",
+        "## 3. Continued pretraining",
+        "## 4. English",
+        "## 5. Alignment",
+    ] {
+        assert!(md.contains(heading), "{heading} missing:\n{md}");
+    }
+    let run = dir.path().join("run");
+    assert!(run.join("bpb.svg").exists() && run.join("report.json").exists());
+    assert!(run.join("stage3-mixed/metrics.jsonl").exists() && run.join("stage3-control/final").exists());
+    let warmup: Vec<String> = std::fs::read_to_string(run.join("stage3-mixed/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["trained"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(warmup, ["new_rows", "new_rows", "all", "all"]);
+}
