@@ -188,16 +188,13 @@ impl AlignConfig {
             }
         };
         config.model.dir.as_mut().map(fix);
+        config.model.checkpoint.as_mut().map(fix);
         config.model.tokenizer.as_mut().map(fix);
         fix(&mut config.data.path);
         for t in &mut config.eval.text {
             fix(&mut t.path);
         }
-        if config.model.dir.is_some() == config.model.architecture.is_some() {
-            return Err(bad(
-                "[model]: give either dir or architecture (+ tokenizer)".into()
-            ));
-        }
+        config.model.validate().map_err(|e| bad(e.to_string()))?;
         if config.train.micro_batch_size == 0 || config.train.grad_accum == 0 {
             return Err(bad(
                 "[train]: micro_batch_size and grad_accum must be at least 1".into()

@@ -468,7 +468,15 @@ fn run_stage<O: Objective>(
 ) -> Result<RunSummary> {
     let mut trainer = Trainer {
         model: trainable(prepared.model),
-        optimizer: AdamW::new(config.optimizer.clone()),
+        optimizer: match &config.model.checkpoint {
+            Some(checkpoint) if config.model.keep_optimizer_state => AdamW::load(
+                &checkpoint.join("optimizer.safetensors"),
+                config.optimizer.clone(),
+                &prepared.model.device(),
+            )
+            .map_err(to_align)?,
+            _ => AdamW::new(config.optimizer.clone()),
+        },
         objective,
         options: StepOptions {
             micro_batch_size: config.train.micro_batch_size,

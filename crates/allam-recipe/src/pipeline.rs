@@ -114,6 +114,8 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
     let run1 = RunConfig {
         model: ModelSpec {
             dir: None,
+            checkpoint: None,
+            keep_optimizer_state: false,
             architecture: Some(ArchitectureSpec {
                 vocab_size: None,
                 hidden_size: config.model.hidden_size,
@@ -347,6 +349,8 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
 fn from_dir(dir: &Path, seed: u64) -> ModelSpec {
     ModelSpec {
         dir: Some(dir.to_path_buf()),
+        checkpoint: None,
+        keep_optimizer_state: false,
         architecture: None,
         tokenizer: None,
         init_std: 0.02,

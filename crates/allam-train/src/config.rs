@@ -62,6 +62,12 @@ pub struct RunConfig {
 pub struct ModelSpec {
     /// A Hugging Face model directory (continued pretraining).
     pub dir: Option<PathBuf>,
+    /// A training checkpoint (`RUN_DIR/checkpoints/step-N`) to start a new stage from: its model,
+    /// and its optimizer state if `keep_optimizer_state` (by default the state is reset).
+    pub checkpoint: Option<PathBuf>,
+    /// Start from the checkpoint's AdamW moments instead of fresh ones.
+    #[serde(default)]
+    pub keep_optimizer_state: bool,
     /// The architecture of a model trained from scratch.
     pub architecture: Option<ArchitectureSpec>,
     /// The tokenizer of a model trained from scratch (its size is the vocabulary size).
@@ -215,6 +221,31 @@ pub struct EvalText {
     pub path: PathBuf,
 }
 
+impl ModelSpec {
+    /// Checks that exactly one source of weights is named.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(TrainError::Config(m.into()));
+        let sources = [
+            self.dir.is_some(),
+            self.architecture.is_some(),
+            self.checkpoint.is_some(),
+        ];
+        if sources.iter().filter(|&&s| s).count() != 1 {
+            return bad(
+                "[model]: give exactly one of dir (a Hugging Face model), checkpoint (a training checkpoint) \
+                 or architecture (from scratch)",
+            );
+        }
+        if self.architecture.is_some() && self.tokenizer.is_none() {
+            return bad("[model]: a model from scratch needs tokenizer = \"path/to/tokenizer.json\"");
+        }
+        if self.keep_optimizer_state && self.checkpoint.is_none() {
+            return bad("[model]: keep_optimizer_state needs a checkpoint to take the state from");
+        }
+        Ok(())
+    }
+}
+
 impl RunConfig {
     /// Reads and checks a TOML run configuration; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Self> {
@@ -242,6 +273,7 @@ impl RunConfig {
             }
         };
         self.model.dir.as_mut().map(fix);
+        self.model.checkpoint.as_mut().map(fix);
         self.model.tokenizer.as_mut().map(fix);
         self.data.recipe.as_mut().map(fix);
         self.data.dir.as_mut().map(fix);
@@ -253,16 +285,7 @@ impl RunConfig {
     /// Checks that the parts fit together.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(TrainError::Config(m.into()));
-        match (&self.model.dir, &self.model.architecture) {
-            (Some(_), Some(_)) => return bad("[model]: give either dir or architecture, not both"),
-            (None, None) => {
-                return bad("[model]: give dir (a Hugging Face model) or architecture (from scratch)");
-            }
-            (None, Some(_)) if self.model.tokenizer.is_none() => {
-                return bad("[model]: a model from scratch needs tokenizer = \"path/to/tokenizer.json\"");
-            }
-            _ => {}
-        }
+        self.model.validate()?;
         if self.data.recipe.is_some() == self.data.dir.is_some() {
             return bad("[data]: give exactly one of recipe (a data recipe) or dir (built data)");
         }

@@ -102,13 +102,17 @@ pub struct PreparedModel {
 /// `N(0, init_std)` from `seed`). Training runs in f32, so the rotary frequencies are not rounded
 /// to a half-precision storage dtype.
 pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Result<PreparedModel> {
-    let mut prepared = if let Some(dir) = &spec.dir {
-        let pretrained = PretrainedModel::load(dir, device)?;
+    let source = spec
+        .dir
+        .clone()
+        .or_else(|| spec.checkpoint.as_ref().map(|c| c.join("model")));
+    let mut prepared = if let Some(dir) = source {
+        let pretrained = PretrainedModel::load(&dir, device)?;
         PreparedModel {
             model: pretrained.model,
             hf_config: pretrained.hf_config,
             tokenizer: pretrained.tokenizer,
-            support_from: Some(dir.clone()),
+            support_from: Some(dir),
         }
     } else {
         let arch = spec
@@ -224,9 +228,17 @@ pub fn train(
     });
     let resolved = serde_json::to_string_pretty(config).expect("the config serialises");
     crate::checkpoint::write_atomically(&run_dir.join("run_config.json"), resolved.as_bytes())?;
+    let optimizer = match &config.model.checkpoint {
+        Some(checkpoint) if config.model.keep_optimizer_state => AdamW::load(
+            &checkpoint.join("optimizer.safetensors"),
+            config.optimizer.clone(),
+            &device,
+        )?,
+        _ => AdamW::new(config.optimizer.clone()),
+    };
     let mut trainer = Trainer {
         model: trainable(prepared.model),
-        optimizer: AdamW::new(config.optimizer.clone()),
+        optimizer,
         objective: LanguageModeling::new(mixture),
         options: StepOptions {
             micro_batch_size: config.train.micro_batch_size,

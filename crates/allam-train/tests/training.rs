@@ -457,3 +457,73 @@ fn checkpoint_averaging_is_the_mean_of_the_weights() {
     }
     assert_ne!(pa, pb);
 }
+
+#[test]
+fn a_new_stage_from_a_checkpoint_resets_or_keeps_the_optimizer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_run(dir.path(), 4, 4);
+    train(&config, &dir.path().join("first"), &RunOptions::default(), &Quiet).unwrap();
+    let checkpoint = dir.path().join("first/checkpoints/step-00000004");
+    let steps_of = |run: &Path, step: &str| -> u64 {
+        let path = run.join(format!("checkpoints/step-0000000{step}/optimizer.safetensors"));
+        let adamw = AdamW::load(&path, AdamWConfig::default(), &device()).unwrap();
+        adamw.moments["norm.gamma"].step
+    };
+    assert_eq!(steps_of(&dir.path().join("first"), "4"), 4);
+    for (keep, expected) in [(false, 2), (true, 6)] {
+        let mut next = config.clone();
+        next.model.architecture = None;
+        next.model.tokenizer = None;
+        next.model.checkpoint = Some(checkpoint.clone());
+        next.model.keep_optimizer_state = keep;
+        next.train.max_steps = 2;
+        next.validate().unwrap();
+        let run = dir.path().join(format!("next-{keep}"));
+        train(&next, &run, &RunOptions::default(), &Quiet).unwrap();
+        assert_eq!(steps_of(&run, "2"), expected, "keep_optimizer_state = {keep}");
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
+    use allam_train::run::{Session, run_loop};
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = trainer(2, 1, 1);
+    t.objective.nan_at_batch = Some(3);
+    let session = Session {
+        run_dir: dir.path().to_path_buf(),
+        hf_config: allam_model::HfConfig::new(&t.model.config),
+        support_from: None,
+        tokenizer: None,
+        eval_texts: Vec::new(),
+        eval_every: None,
+        checkpoint: allam_train::config::CheckpointSpec {
+            every: Some(1),
+            keep: 5,
+            export_dtype: "f32".into(),
+        },
+        last_step: 10,
+        fingerprint: serde_json::json!({}),
+    };
+    let err = run_loop(&mut t, &session, false, &Quiet).unwrap_err();
+    assert!(err.to_string().contains("step 3"), "{err}");
+    let kept: Vec<u64> = allam_train::checkpoint::list_checkpoints(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(kept, vec![1, 2]);
+    let state = allam_train::checkpoint::read_state(&dir.path().join("checkpoints/step-00000002")).unwrap();
+    assert_eq!(state.step, 2);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    assert!(
+        !dir.path().join("final").exists(),
+        "no export of a diverged model"
+    );
+}

@@ -83,10 +83,12 @@ pub fn dpo(args: StageArgs) -> Result<()> {
 
 fn inspect(config_path: PathBuf, n: usize, color: bool) -> Result<()> {
     let config = AlignConfig::load(&config_path)?;
-    let tokenizer_path = match (&config.model.dir, &config.model.tokenizer) {
-        (Some(dir), _) => dir.join("tokenizer.json"),
-        (None, Some(path)) => path.clone(),
-        (None, None) => anyhow::bail!("{}: [model] names no tokenizer", config_path.display()),
+    let model = &config.model;
+    let tokenizer_path = match (&model.dir, &model.checkpoint, &model.tokenizer) {
+        (Some(dir), _, _) => dir.join("tokenizer.json"),
+        (None, Some(checkpoint), _) => checkpoint.join("model/tokenizer.json"),
+        (None, None, Some(path)) => path.clone(),
+        (None, None, None) => anyhow::bail!("{}: [model] names no tokenizer", config_path.display()),
     };
     let tokenizer = TextTokenizer::from_file(&tokenizer_path)?;
     let template = config.template(&tokenizer)?;
