@@ -466,13 +466,14 @@ fn run_stage<O: Objective>(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
+    let device = prepared.model.device();
     let mut trainer = Trainer {
         model: trainable(prepared.model),
         optimizer: match &config.model.checkpoint {
             Some(checkpoint) if config.model.keep_optimizer_state => AdamW::load(
                 &checkpoint.join("optimizer.safetensors"),
                 config.optimizer.clone(),
-                &prepared.model.device(),
+                &device,
             )
             .map_err(to_align)?,
             _ => AdamW::new(config.optimizer.clone()),
