@@ -183,6 +183,41 @@ impl ModuleMapper for Update<'_> {
     }
 }
 
+/// Draws every matrix of `model` from `N(0, std²)` with a generator seeded by `seed` and the
+/// parameter's name, and sets every vector (the norms) to one. Burn's own initialisers draw from a
+/// process-wide generator, lazily, on first use, so weights would depend on what else ran before;
+/// these depend on the seed only.
+pub fn seeded_init(model: Llama, std: f64, seed: u64) -> Llama {
+    use rand::{Rng, SeedableRng};
+    let device = model.device();
+    let mut draw = |name: &str, current: Flat| -> Option<Tensor<1>> {
+        let numel: usize = current.shape.iter().product();
+        if current.shape.len() == 1 {
+            return Some(Tensor::ones([numel], &device));
+        }
+        let salt = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ salt);
+        // Box–Muller: two uniforms give two independent standard normals.
+        let mut values = Vec::with_capacity(numel + 1);
+        while values.len() < numel {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            let r = (-2.0 * u1.ln()).sqrt();
+            let t = std::f64::consts::TAU * u2;
+            values.push((std * r * t.cos()) as f32);
+            values.push((std * r * t.sin()) as f32);
+        }
+        values.truncate(numel);
+        Some(Tensor::from_data(
+            burn::tensor::TensorData::new(values, [numel]),
+            &device,
+        ))
+    };
+    update_params(model, &mut draw)
+}
+
 /// The model with autodiff enabled and every parameter requiring gradients.
 pub fn trainable(model: Llama) -> Llama {
     let device = model.device().autodiff();

@@ -167,8 +167,7 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
         .with_initializer_range(spec.init_std)
         .with_eos_token_ids(eos);
         config.validate()?;
-        device.seed(spec.seed);
-        let model = config.init(device);
+        let model = crate::params::seeded_init(config.init(device), spec.init_std, spec.seed);
         PreparedModel {
             hf_config: HfConfig::new(&config),
             model,

@@ -24,9 +24,8 @@ fn device() -> Device {
 
 fn tiny_model(seed: u64) -> Llama {
     let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
-    let device = device();
-    device.seed(seed);
-    config.init(&device)
+    // Burn's initialisers draw lazily from a process-wide generator (tests run in parallel).
+    allam_train::params::seeded_init(config.init(&device()), 0.02, seed)
 }
 
 /// Rows counting up modulo the vocabulary from `start`, one document per row: learnable.
@@ -525,5 +524,28 @@ fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
     assert!(
         !dir.path().join("final").exists(),
         "no export of a diverged model"
+    );
+}
+
+#[test]
+fn seeded_initialisation_depends_on_the_seed_only() {
+    let (a, b, c) = (
+        params(&tiny_model(11)),
+        params(&tiny_model(11)),
+        params(&tiny_model(12)),
+    );
+    assert_eq!(a, b);
+    assert_ne!(a["layers.0.mlp.up_proj.weight"], c["layers.0.mlp.up_proj.weight"]);
+    assert!(a["norm.gamma"].iter().all(|&g| g == 1.0));
+    let w: Vec<f64> = a
+        .iter()
+        .filter(|(k, _)| !k.ends_with("gamma"))
+        .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
+        .collect();
+    let mean = w.iter().sum::<f64>() / w.len() as f64;
+    let std = (w.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    assert!(
+        mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3,
+        "mean {mean}, std {std}"
     );
 }
