@@ -425,8 +425,58 @@ pub fn run_dpo(
     )
 }
 
-/// Reference log-probs from `run_dir/reference_logprobs.json`, or computed in one pass and
-/// written there (so a resumed run, or a rerun, does not recompute them).
+/// The reference log-probabilities cached by a DPO run, `(key, values)`: `values[i]` are the
+/// summed (chosen, rejected) response log-probs of pair `i`; `key` identifies the pairs, the loss
+/// normalisation and the reference weights they were computed from.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReferenceCache {
+    /// What the values were computed from.
+    pub key: String,
+    /// `(chosen, rejected)` per pair.
+    pub values: Vec<(f32, f32)>,
+}
+
+impl ReferenceCache {
+    /// Reads `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| AlignError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        serde_json::from_str(&text).map_err(|e| AlignError::Input(format!("{}: {e}", path.display())))
+    }
+}
+
+/// FNV-1a over the pairs' tokens and masks, the loss kind and a checksum of every weight.
+fn reference_key(model: &Llama, examples: &[DpoExample], config: &DpoConfig) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for e in examples {
+        for (ids, mask) in [
+            (&e.chosen_ids, &e.chosen_mask),
+            (&e.rejected_ids, &e.rejected_mask),
+        ] {
+            eat(ids.len() as u64);
+            ids.iter()
+                .zip(mask.iter())
+                .for_each(|(&id, &m)| eat(u64::from(id) << 1 | u64::from(m)));
+        }
+    }
+    eat(config.loss as u64);
+    for (_, flat) in allam_train::params::named_values(model) {
+        let sum: f32 = flat.values.abs().sum().into_scalar();
+        eat(u64::from(sum.to_bits()));
+    }
+    format!("{h:016x}")
+}
+
+/// Reference log-probs from `run_dir/reference_logprobs.json` when it was computed from the same
+/// pairs and weights; otherwise computed in one pass and written there (so a resumed run, or a
+/// rerun, does not recompute them).
 fn cached_reference(
     run_dir: &Path,
     model: &Llama,
@@ -437,21 +487,22 @@ fn cached_reference(
     observer: &dyn RunObserver,
 ) -> Result<Vec<(f32, f32)>> {
     let path = run_dir.join("reference_logprobs.json");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let values: Vec<(f32, f32)> =
-            serde_json::from_str(&text).map_err(|e| AlignError::Input(format!("{}: {e}", path.display())))?;
-        if values.len() == examples.len() {
-            return Ok(values);
-        }
+    let key = reference_key(model, examples, config);
+    if let Ok(cache) = ReferenceCache::read(&path)
+        && cache.key == key
+        && cache.values.len() == examples.len()
+    {
+        return Ok(cache.values);
     }
     observer.message(&format!(
         "computing reference log-probs of {} pairs",
         examples.len()
     ));
     let values = reference_logprobs(&frozen(model), examples, config, pad, micro)?;
-    let json = serde_json::to_string(&values).expect("numbers serialise");
+    let cache = ReferenceCache { key, values };
+    let json = serde_json::to_string(&cache).expect("numbers serialise");
     allam_train::checkpoint::write_atomically(&path, json.as_bytes()).map_err(to_align)?;
-    Ok(values)
+    Ok(cache.values)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -103,3 +103,21 @@ fn sft_trains_assistant_tokens_and_reports_packing() {
     assert_eq!(packing["conversations"], 3);
     assert_eq!(packing["conversations_dropped"], 0);
 }
+
+#[test]
+fn the_reference_cache_is_recomputed_when_the_pairs_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let read = || allam_align::stage::ReferenceCache::read(&run.join("reference_logprobs.json")).unwrap();
+    let config = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
+    run_dpo(&config, &run, Some(1), false, &Quiet).unwrap();
+    let first = read();
+    // same number of pairs, other answers: a stale cache would be silently wrong
+    let changed = PAIRS.replace("Paris.", "Paris, on the Seine.");
+    let config = setup(dir.path(), &changed, &DPO_BODY.replace("REF", "cached"));
+    run_dpo(&config, &run, Some(1), false, &Quiet).unwrap();
+    let second = read();
+    assert_ne!(first.key, second.key);
+    assert_ne!(first.values[0], second.values[0]);
+    assert_eq!(first.values[1..], second.values[1..]);
+}

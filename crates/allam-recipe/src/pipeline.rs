@@ -396,10 +396,8 @@ fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Res
         .iter()
         .map(|p| DpoExample::encode(p, &template, tokenizer))
         .collect::<allam_align::Result<Vec<_>>>()?;
-    let path = run_dir.join("reference_logprobs.json");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let reference: Vec<(f32, f32)> =
-        serde_json::from_str(&text).map_err(|e| RecipeError::Config(format!("{}: {e}", path.display())))?;
+    let reference =
+        allam_align::stage::ReferenceCache::read(&run_dir.join("reference_logprobs.json"))?.values;
     let pad = tokenizer.token_to_id("</s>").unwrap_or(0);
     let dpo = config.dpo.config();
     let now = allam_align::stage::reference_logprobs(&policy.model, &examples, &dpo, pad, 8)?;

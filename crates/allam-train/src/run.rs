@@ -333,6 +333,11 @@ pub fn run_loop<O: Objective>(
         restore(trainer, &dir, &session.fingerprint)?;
         observer.message(&format!("resumed from {} (step {})", dir.display(), trainer.step));
         checkpoint = Some(dir);
+    } else if resume {
+        observer.message(&format!(
+            "no checkpoint in {}: starting at step 0",
+            run_dir.display()
+        ));
     }
     keep_metrics_until(&metrics_path, trainer.step)?;
     let mut metrics = std::fs::OpenOptions::new()
