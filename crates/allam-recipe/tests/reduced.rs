@@ -61,3 +61,33 @@ fn a_reduced_recipe_runs_every_stage_and_reports() {
         .collect();
     assert_eq!(warmup, ["new_rows", "new_rows", "all", "all"]);
 }
+
+#[test]
+fn the_shipped_configurations_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let toy = RecipeConfig::load(&root.join("examples/recipes/toy.toml")).unwrap();
+    assert_eq!(toy.continued.languages["en"], 0.55);
+    let real = root.join("examples/recipes/llama2-7b");
+    for run in ["continued-pretraining.toml", "pretrain-from-scratch.toml"] {
+        let config = allam_train::RunConfig::load(&real.join(run)).unwrap_or_else(|e| panic!("{run}: {e}"));
+        assert_eq!(
+            config.optimizer,
+            allam_train::AdamWConfig::default(),
+            "{run}: the paper's AdamW"
+        );
+    }
+    let cpt = allam_train::RunConfig::load(&real.join("continued-pretraining.toml")).unwrap();
+    assert_eq!((cpt.schedule.lr, cpt.schedule.warmup_steps), (3e-5, 20));
+    for stage in ["sft.toml", "dpo.toml"] {
+        allam_align::AlignConfig::load(&real.join(stage)).unwrap_or_else(|e| panic!("{stage}: {e}"));
+    }
+    let dpo = allam_align::AlignConfig::load(&real.join("dpo.toml")).unwrap();
+    assert_eq!((dpo.dpo.beta, dpo.schedule.lr), (0.1, 9e-7));
+    for data in ["data-mixture.toml", "data-english.toml"] {
+        let recipe = allam_data::Recipe::load(&real.join(data)).unwrap_or_else(|e| panic!("{data}: {e}"));
+        assert!(!recipe.sources.is_empty());
+    }
+    allam_train::RunConfig::load(&root.join("examples/configs/pretrain-tiny.toml")).unwrap();
+    allam_align::AlignConfig::load(&root.join("examples/configs/sft-tiny.toml")).unwrap();
+    allam_align::AlignConfig::load(&root.join("examples/configs/dpo-tiny.toml")).unwrap();
+}
