@@ -40,6 +40,9 @@ pub enum AlignError {
     /// An error from the model crate (tokenizer, forward pass).
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// An error from the training loop (configuration, checkpoints, divergence).
+    #[error(transparent)]
+    Train(#[from] allam_train::TrainError),
 }
 
 impl AlignError {

@@ -6,7 +6,9 @@ use std::path::Path;
 use allam_model::{Llama, TextTokenizer};
 use allam_train::loss::language_model_loss;
 use allam_train::params::{frozen, trainable};
-use allam_train::run::{RunObserver, RunSummary, Session, prepare_model, read_eval_texts, run_loop};
+use allam_train::run::{
+    PreparedModel, RunObserver, RunSummary, Session, prepare_model, read_eval_texts, run_loop,
+};
 use allam_train::{AdamW, LossOutput, MetricSum, Objective, StepOptions, Trainer};
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
@@ -18,6 +20,7 @@ use crate::conversation::load_conversations;
 use crate::dpo::{DpoBatch, DpoConfig, DpoExample, DpoLossKind, dpo_loss, load_preferences};
 use crate::error::{AlignError, Result};
 use crate::sft::{SftExample, SftRow, TruncationReport, pack_examples};
+use crate::template::ChatTemplate;
 
 /// A deterministic, epoch-reshuffled walk over `n` items; its state is one counter.
 #[derive(Clone, Debug)]
@@ -297,16 +300,31 @@ pub struct SftSummary {
     pub packing: TruncationReport,
 }
 
-fn to_align(e: allam_train::TrainError) -> AlignError {
-    AlignError::Input(e.to_string())
-}
-
 fn pad_id(tokenizer: &TextTokenizer, model: &Llama) -> u32 {
     model
         .config
         .pad_token_id
         .or_else(|| tokenizer.eos_token().and_then(|t| tokenizer.token_to_id(t)))
         .unwrap_or(0)
+}
+
+/// What both stages start from: the model (into `run_dir`), its tokenizer and the chat template.
+fn prepare_stage(
+    config: &AlignConfig,
+    run_dir: &Path,
+) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
+    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
+    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
+        path: run_dir.to_path_buf(),
+        source: e,
+    })?;
+    let prepared = prepare_model(&config.model, run_dir, &device)?;
+    let tokenizer = prepared
+        .tokenizer
+        .clone()
+        .ok_or_else(|| AlignError::Input("the model has no tokenizer.json".into()))?;
+    let template = config.template(&tokenizer)?;
+    Ok((prepared, tokenizer, template))
 }
 
 /// Runs SFT as configured into `run_dir` (stopping early at `stop_at` steps if given).
@@ -317,17 +335,7 @@ pub fn run_sft(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<SftSummary> {
-    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
-        path: run_dir.to_path_buf(),
-        source: e,
-    })?;
-    let prepared = prepare_model(&config.model, run_dir, &device).map_err(to_align)?;
-    let tokenizer = prepared
-        .tokenizer
-        .clone()
-        .ok_or_else(|| AlignError::Input("the model has no tokenizer.json".into()))?;
-    let template = config.template(&tokenizer)?;
+    let (prepared, tokenizer, template) = prepare_stage(config, run_dir)?;
     let conversations = load_conversations(&config.data.path)?;
     let examples = conversations
         .iter()
@@ -336,8 +344,7 @@ pub fn run_sft(
     let pad = pad_id(&tokenizer, &prepared.model);
     let (rows, packing) = pack_examples(&examples, config.data.seq_len, pad)?;
     let report = serde_json::to_string_pretty(&packing).expect("the report serialises");
-    allam_train::checkpoint::write_atomically(&run_dir.join("packing.json"), report.as_bytes())
-        .map_err(to_align)?;
+    allam_train::checkpoint::write_atomically(&run_dir.join("packing.json"), report.as_bytes())?;
     if packing.conversations_truncated + packing.conversations_dropped > 0 {
         observer.message(&format!(
             "packing: {} conversation(s) truncated, {} dropped, {} assistant turn(s) and {} token(s) cut (packing.json)",
@@ -375,17 +382,7 @@ pub fn run_dpo(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
-    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
-        path: run_dir.to_path_buf(),
-        source: e,
-    })?;
-    let prepared = prepare_model(&config.model, run_dir, &device).map_err(to_align)?;
-    let tokenizer = prepared
-        .tokenizer
-        .clone()
-        .ok_or_else(|| AlignError::Input("the model has no tokenizer.json".into()))?;
-    let template = config.template(&tokenizer)?;
+    let (prepared, tokenizer, template) = prepare_stage(config, run_dir)?;
     let pairs = load_preferences(&config.data.path)?;
     let examples = pairs
         .iter()
@@ -501,14 +498,14 @@ fn cached_reference(
     let values = reference_logprobs(&frozen(model), examples, config, pad, micro)?;
     let cache = ReferenceCache { key, values };
     let json = serde_json::to_string(&cache).expect("numbers serialise");
-    allam_train::checkpoint::write_atomically(&path, json.as_bytes()).map_err(to_align)?;
+    allam_train::checkpoint::write_atomically(&path, json.as_bytes())?;
     Ok(cache.values)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_stage<O: Objective>(
     config: &AlignConfig,
-    prepared: allam_train::run::PreparedModel,
+    prepared: PreparedModel,
     objective: O,
     max_steps: u64,
     stop_at: Option<u64>,
@@ -525,8 +522,7 @@ fn run_stage<O: Objective>(
                 &checkpoint.join("optimizer.safetensors"),
                 config.optimizer.clone(),
                 &device,
-            )
-            .map_err(to_align)?,
+            )?,
             _ => AdamW::new(config.optimizer.clone()),
         },
         objective,
@@ -546,11 +542,11 @@ fn run_stage<O: Objective>(
         hf_config: prepared.hf_config,
         support_from: prepared.support_from,
         tokenizer: prepared.tokenizer,
-        eval_texts: read_eval_texts(&config.eval).map_err(to_align)?,
+        eval_texts: read_eval_texts(&config.eval)?,
         eval_every: config.eval.every,
         checkpoint: config.checkpoint.clone(),
         last_step: stop_at.unwrap_or(max_steps).min(max_steps),
         fingerprint,
     };
-    run_loop(&mut trainer, &session, resume, observer).map_err(to_align)
+    Ok(run_loop(&mut trainer, &session, resume, observer)?)
 }
