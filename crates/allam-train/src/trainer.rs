@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use allam_model::Llama;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -110,20 +111,17 @@ impl<O: Objective> Trainer<O> {
         // Replicas: each runs its own micro-batches on its own copy of the model and produces
         // its own gradients; the reduction sums them in replica order (deterministic).
         let mut total = GradMap::default();
-        let mut loss_sum = 0.0;
+        let mut loss_total: Option<Tensor<1>> = None;
         let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
         for group in batches.chunks(per_replica) {
             let replica = self.model.clone();
             let (grads, loss, m) = replica_gradients(&self.objective, &replica, group, units)?;
             total.accumulate(grads);
-            loss_sum += loss;
-            for (k, v) in m {
-                let e = metrics.entry(k).or_default();
-                e.sum += v.sum;
-                e.count += v.count;
-            }
+            loss_total = Some(add(loss_total, loss));
+            merge_metrics(&mut metrics, m);
         }
-        let loss = loss_sum / units as f64;
+        // The step's only read-back of the loss (the mean over its units).
+        let loss = f64::from(loss_total.expect("at least one micro-batch").into_scalar::<f32>());
         if !loss.is_finite() {
             return Err(TrainError::Diverged(format!(
                 "the loss is {loss} at step {}",
@@ -165,20 +163,32 @@ fn replica_gradients<O: Objective>(
     model: &Llama,
     batches: &[O::Batch],
     units: usize,
-) -> Result<(GradMap, f64, BTreeMap<String, MetricSum>)> {
+) -> Result<(GradMap, Tensor<1>, BTreeMap<String, MetricSum>)> {
     let mut grads = GradMap::default();
-    let mut loss_sum = 0.0;
+    let mut loss: Option<Tensor<1>> = None;
     let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
     for batch in batches {
         let out = objective.loss(model, batch)?;
         let scaled = out.loss_sum.div_scalar(units as f64);
-        loss_sum += f64::from(scaled.clone().into_scalar::<f32>()) * units as f64;
+        // Kept on the device, without its graph, until the step reads the total once.
+        loss = Some(add(loss, scaled.clone().without_autodiff()));
         grads.accumulate(GradMap::collect(model, scaled.backward()));
-        for (k, v) in out.metrics {
-            let e = metrics.entry(k).or_default();
-            e.sum += v.sum;
-            e.count += v.count;
-        }
+        merge_metrics(&mut metrics, out.metrics);
     }
-    Ok((grads, loss_sum, metrics))
+    Ok((grads, loss.expect("at least one micro-batch"), metrics))
+}
+
+fn add(total: Option<Tensor<1>>, value: Tensor<1>) -> Tensor<1> {
+    match total {
+        Some(t) => t + value,
+        None => value,
+    }
+}
+
+fn merge_metrics(into: &mut BTreeMap<String, MetricSum>, from: BTreeMap<String, MetricSum>) {
+    for (k, v) in from {
+        let e = into.entry(k).or_default();
+        e.sum += v.sum;
+        e.count += v.count;
+    }
 }
