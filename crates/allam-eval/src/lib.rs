@@ -37,7 +37,7 @@ pub use error::{EvalError, Result};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
 pub use loglik::{RequestScore, score_encoded, score_requests};
 pub use multiple_choice::{Accuracy, McOptions, McReport, evaluate, evaluate_with_dev};
-pub use perplexity::{SlidingWindow, TextStats, sequence_nll, text_stats};
+pub use perplexity::{SlidingWindow, TextStats, documents_stats, sequence_nll, text_stats};
 pub use prompt::{ChoiceMode, LetterScript, Script};
 pub use request::{EncodedRequest, ScoreRequest, encode_request, encode_request_with};
 pub use shots::{DEFAULT_SEED, ShotPool};

@@ -145,6 +145,20 @@ pub fn text_stats(
     })
 }
 
+/// The totals of several documents, each measured on its own ([`text_stats`]) and merged.
+pub fn documents_stats<'a>(
+    pretrained: &PretrainedModel,
+    documents: impl IntoIterator<Item = &'a str>,
+    window: SlidingWindow,
+    batch_size: usize,
+) -> Result<TextStats> {
+    documents
+        .into_iter()
+        .try_fold(TextStats::default(), |total, doc| {
+            Ok(total.merge(text_stats(pretrained, doc, window, batch_size)?))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

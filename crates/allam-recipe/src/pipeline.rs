@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use allam_align::{AlignConfig, DpoExample, load_preferences};
-use allam_eval::{McOptions, SlidingWindow, TaskFormat, TextStats, read_items, text_stats};
+use allam_eval::{McOptions, SlidingWindow, TaskFormat, documents_stats, read_items};
 use allam_model::expand::{VocabExpansion, expand_pretrained, save_expanded, tokenizer_size};
 use allam_model::{PretrainedModel, RowInit, SaveOptions, TextTokenizer};
 use allam_tokenizer::{Corpus, ExpansionConfig};
@@ -412,7 +412,7 @@ fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Res
 }
 
 /// English tokens per word of the base and expanded tokenizers on the English held-out text
-/// (they must be equal: English keeps its ids).
+/// (they must be equal: English keeps its ids), measured as the Arabic figures are.
 fn english_fertility(
     base: &allam_tokenizer::Tokenizer,
     expanded: &allam_tokenizer::Tokenizer,
@@ -420,18 +420,14 @@ fn english_fertility(
 ) -> Result<(f64, f64)> {
     let path = sample.join("en_heldout.txt");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let words = text.split_whitespace().count().max(1) as f64;
-    let count = |t: &allam_tokenizer::Tokenizer| -> Result<f64> {
-        let mut tokens = 0;
-        for line in text.lines() {
-            tokens += t
-                .encode(line, false)
-                .map_err(|e| RecipeError::Config(e.to_string()))?
-                .len();
-        }
-        Ok(tokens as f64 / words)
+    let latin = |name: &str, t: &allam_tokenizer::Tokenizer| -> Result<f64> {
+        let docs = text.lines().map(|l| Ok(l.to_string()));
+        let stats = allam_tokenizer::measure(name, t, docs)?;
+        Ok(stats
+            .script(allam_tokenizer::Script::Latin)
+            .map_or(0.0, |s| s.tokens_per_word))
     };
-    Ok((count(base)?, count(expanded)?))
+    Ok((latin("base", base)?, latin("expanded", expanded)?))
 }
 
 /// Held-out bits per byte (English, Arabic) and multiple-choice accuracy of one model directory.
@@ -441,11 +437,8 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
     let bpb = |lang: &str| -> Result<f64> {
         let path = sample.join(format!("{lang}_heldout.txt"));
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let mut total = TextStats::default();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            total = total.merge(text_stats(&pretrained, line, window, 8)?);
-        }
-        Ok(total.bits_per_byte())
+        let docs = text.lines().filter(|l| !l.trim().is_empty());
+        Ok(documents_stats(&pretrained, docs, window, 8)?.bits_per_byte())
     };
     let items = read_items(&sample.join("mc_questions.jsonl"), TaskFormat::McJsonl)?;
     let is_arabic = |s: &str| s.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c));

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use allam_data::{BuildOptions, Mixture, NoProgress, Progress, Recipe};
-use allam_eval::{SlidingWindow, TextStats, text_stats};
+use allam_eval::{SlidingWindow, documents_stats};
 use allam_model::{HfConfig, Llama, LlamaConfig, PretrainedModel, StorageDtype, TextTokenizer, load_model};
 use burn::tensor::Device;
 use serde::Serialize;
@@ -479,10 +479,7 @@ pub fn evaluate_texts(model: &Llama, session: &Session) -> Result<BTreeMap<Strin
     };
     let window = SlidingWindow::for_model(&pretrained.model);
     for (language, docs) in &session.eval_texts {
-        let mut total = TextStats::default();
-        for doc in docs {
-            total = total.merge(text_stats(&pretrained, doc, window, 8)?);
-        }
+        let total = documents_stats(&pretrained, docs.iter().map(String::as_str), window, 8)?;
         out.insert(format!("eval/{language}/loss"), total.nll / total.tokens as f64);
         out.insert(format!("eval/{language}/bpb"), total.bits_per_byte());
     }
