@@ -28,11 +28,11 @@ enum Command {
     /// The whole recipe end to end (base pretraining, expansion, continued pretraining vs control, SFT, DPO, report).
     Recipe(cmd::recipe::RecipeArgs),
     /// Pretrain or continue pretraining on a data mixture (metrics, checkpoints, exact resume).
-    Pretrain(cmd::train::PretrainArgs),
+    Pretrain(cmd::train::RunArgs),
     /// Supervised fine-tuning on chat conversations (loss on assistant turns only); `sft inspect` shows what is trained.
     Sft(cmd::align::SftCommand),
     /// Direct preference optimisation on chosen/rejected pairs (sigmoid, IPO, hinge; cached reference).
-    Dpo(cmd::align::StageArgs),
+    Dpo(cmd::train::RunArgs),
     /// Draw a run's loss curves (`RUN_DIR/loss.svg`) from its metrics.jsonl.
     Plot(cmd::train::PlotArgs),
     /// Throughput of training steps, decoding or prefill on a random model of a given shape (JSON).

@@ -9,22 +9,7 @@ use allam_model::TextTokenizer;
 
 use allam_recipe::StepBar;
 
-/// Arguments shared by `allam sft` and `allam dpo`.
-#[derive(Debug, Args)]
-pub struct StageArgs {
-    /// Stage configuration (TOML): model, data, template, optimizer, schedule, epochs or steps.
-    #[arg(long)]
-    config: PathBuf,
-    /// Run directory: metrics.jsonl, checkpoints/, final/, loss.svg.
-    #[arg(long)]
-    out: PathBuf,
-    /// Stop after this many steps (the schedule keeps the configured length).
-    #[arg(long)]
-    max_steps: Option<u64>,
-    /// Continue from the newest checkpoint in --out.
-    #[arg(long)]
-    resume: bool,
-}
+use crate::cmd::train::RunArgs;
 
 /// `allam sft`: train, or inspect what would be trained.
 #[derive(Debug, Args)]
@@ -33,7 +18,7 @@ pub struct SftCommand {
     #[command(subcommand)]
     command: Option<SftSubcommand>,
     #[command(flatten)]
-    args: Option<StageArgs>,
+    args: Option<RunArgs>,
 }
 
 /// Subcommands of `allam sft`.
@@ -71,7 +56,7 @@ pub fn sft(command: SftCommand) -> Result<()> {
 }
 
 /// Runs `allam dpo`.
-pub fn dpo(args: StageArgs) -> Result<()> {
+pub fn dpo(args: RunArgs) -> Result<()> {
     let config = AlignConfig::load(&args.config)?;
     let bar = StepBar::new("dpo");
     let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.resume, &bar)

@@ -6,25 +6,25 @@ use allam_train::{RunConfig, RunOptions};
 use anyhow::{Context, Result};
 use clap::Args;
 
-/// Arguments of `allam pretrain`.
+/// Arguments of `allam pretrain`, `allam sft` and `allam dpo`.
 #[derive(Debug, Args)]
-pub struct PretrainArgs {
-    /// Run configuration (TOML): model, data, optimizer, schedule, batch, checkpoints, evaluation.
+pub struct RunArgs {
+    /// Run configuration (TOML): model, data, optimizer, schedule, batch or epochs, checkpoints.
     #[arg(long)]
-    config: PathBuf,
+    pub config: PathBuf,
     /// Run directory: metrics.jsonl, checkpoints/, final/, loss.svg.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Stop after this many steps (the schedule keeps the configured length).
     #[arg(long)]
-    max_steps: Option<u64>,
+    pub max_steps: Option<u64>,
     /// Continue from the newest checkpoint in --out.
     #[arg(long)]
-    resume: bool,
+    pub resume: bool,
 }
 
 /// Runs `allam pretrain` and prints the run summary as JSON.
-pub fn pretrain(args: PretrainArgs) -> Result<()> {
+pub fn pretrain(args: RunArgs) -> Result<()> {
     let config = RunConfig::load(&args.config)?;
     let options = RunOptions {
         max_steps: args.max_steps,
