@@ -73,9 +73,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecipeError + '_ {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-    }
     Ok(allam_train::checkpoint::write_atomically(path, text.as_bytes())?)
 }
 

@@ -31,11 +31,9 @@ pub struct TrainerState {
     pub fingerprint: serde_json::Value,
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename (the data crate's writer).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = temp_sibling(path);
-    std::fs::write(&temp, bytes).map_err(|e| TrainError::io(&temp, e))?;
-    std::fs::rename(&temp, path).map_err(|e| TrainError::io(path, e))
+    Ok(allam_data::report::write_atomic(path, bytes)?)
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {

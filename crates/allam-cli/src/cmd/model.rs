@@ -285,10 +285,7 @@ fn expand(args: ExpandArgs) -> Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     // The old vocabulary size tells a later embeddings-only warm-up which rows are new.
     let summary_path = args.out.join("expansion.json");
-    let temp = args.out.join(".expansion.json.tmp");
-    std::fs::write(&temp, serde_json::to_string_pretty(&summary)?)
-        .and_then(|_| std::fs::rename(&temp, &summary_path))
-        .with_context(|| format!("writing {}", summary_path.display()))?;
+    allam_data::report::write_atomic(&summary_path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", serde_json::to_value(&summary)?);
     eprintln!("wrote {}", args.out.display());
     Ok(())
