@@ -6,10 +6,11 @@ use std::path::Path;
 use allam_model::{Llama, TextTokenizer};
 use allam_train::loss::language_model_loss;
 use allam_train::params::{frozen, trainable};
+use allam_train::run::starting_optimizer;
 use allam_train::run::{
     PreparedModel, RunObserver, RunSummary, Session, prepare_model, read_eval_texts, run_loop,
 };
-use allam_train::{AdamW, LossOutput, MetricSum, Objective, StepOptions, Trainer};
+use allam_train::{LossOutput, MetricSum, Objective, StepOptions, Trainer};
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -514,17 +515,10 @@ fn run_stage<O: Objective>(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    let device = prepared.model.device();
+    let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
     let mut trainer = Trainer {
         model: trainable(prepared.model),
-        optimizer: match &config.model.checkpoint {
-            Some(checkpoint) if config.model.keep_optimizer_state => AdamW::load(
-                &checkpoint.join("optimizer.safetensors"),
-                config.optimizer.clone(),
-                &device,
-            )?,
-            _ => AdamW::new(config.optimizer.clone()),
-        },
+        optimizer,
         objective,
         options: StepOptions {
             micro_batch_size: config.train.micro_batch_size,

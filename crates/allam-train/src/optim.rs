@@ -215,6 +215,28 @@ impl AdamW {
         crate::checkpoint::write_atomically(path, &bytes)
     }
 
+    /// Checks that every saved moment belongs to a parameter of `model` of the same size, so that
+    /// a state from another model is an error here rather than a shape panic in the first step.
+    pub fn check_fits(&self, model: &Llama, path: &Path) -> Result<()> {
+        let params = crate::params::named_values(model);
+        for (name, m) in &self.moments {
+            let numel: Option<usize> = params.get(name).map(|p| p.shape.iter().product());
+            let saved = m.exp_avg.dims()[0];
+            if numel != Some(saved) || m.exp_avg_sq.dims()[0] != saved {
+                return Err(TrainError::checkpoint(
+                    path,
+                    match numel {
+                        Some(n) => {
+                            format!("moments of {name} have {saved} values, the model's parameter has {n}")
+                        }
+                        None => format!("moments of {name}, which the model does not have"),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads moments written by [`AdamW::save`]; hyper-parameters come from `config`, not the file.
     pub fn load(path: &Path, config: AdamWConfig, device: &Device) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;

@@ -15,7 +15,7 @@ use crate::checkpoint::{TrainerState, list_checkpoints, read_state, save_checkpo
 use crate::config::{CheckpointSpec, ModelSpec, RunConfig};
 use crate::error::{Result, TrainError};
 use crate::objective::{LanguageModeling, Objective};
-use crate::optim::AdamW;
+use crate::optim::{AdamW, AdamWConfig};
 use crate::params::{frozen, trainable};
 use crate::plot::plot_run;
 use crate::trainer::{EmbeddingWarmup, StepOptions, StepRecord, Trainer};
@@ -180,6 +180,20 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
     Ok(prepared)
 }
 
+/// The optimizer a run starts with: fresh, or the moments of `spec.checkpoint` when
+/// `keep_optimizer_state` (checked to fit `model`).
+pub fn starting_optimizer(spec: &ModelSpec, config: &AdamWConfig, model: &Llama) -> Result<AdamW> {
+    match &spec.checkpoint {
+        Some(checkpoint) if spec.keep_optimizer_state => {
+            let path = checkpoint.join("optimizer.safetensors");
+            let optimizer = AdamW::load(&path, config.clone(), &model.device())?;
+            optimizer.check_fits(model, &path)?;
+            Ok(optimizer)
+        }
+        _ => Ok(AdamW::new(config.clone())),
+    }
+}
+
 /// Reads the held-out files (one document per line).
 pub fn read_eval_texts(spec: &crate::config::EvalSpec) -> Result<Vec<(String, Vec<String>)>> {
     spec.text
@@ -227,14 +241,7 @@ pub fn train(
     });
     let resolved = serde_json::to_string_pretty(config).expect("the config serialises");
     crate::checkpoint::write_atomically(&run_dir.join("run_config.json"), resolved.as_bytes())?;
-    let optimizer = match &config.model.checkpoint {
-        Some(checkpoint) if config.model.keep_optimizer_state => AdamW::load(
-            &checkpoint.join("optimizer.safetensors"),
-            config.optimizer.clone(),
-            &device,
-        )?,
-        _ => AdamW::new(config.optimizer.clone()),
-    };
+    let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
     let mut trainer = Trainer {
         model: trainable(prepared.model),
         optimizer,
@@ -431,11 +438,9 @@ pub fn restore<O: Objective>(
     let (mut model, _) = load_model(&dir.join("model"), &device)?;
     model.config.rope_inv_freq_dtype = None;
     trainer.model = trainable(model);
-    trainer.optimizer = AdamW::load(
-        &dir.join("optimizer.safetensors"),
-        trainer.optimizer.config.clone(),
-        &device,
-    )?;
+    let path = dir.join("optimizer.safetensors");
+    trainer.optimizer = AdamW::load(&path, trainer.optimizer.config.clone(), &device)?;
+    trainer.optimizer.check_fits(&trainer.model, &path)?;
     trainer.objective.restore(&state.data)?;
     trainer.step = state.step;
     trainer.tokens = state.tokens;

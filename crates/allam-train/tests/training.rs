@@ -549,3 +549,20 @@ fn seeded_initialisation_depends_on_the_seed_only() {
         "mean {mean}, std {std}"
     );
 }
+
+#[test]
+fn optimizer_state_of_another_model_is_an_error_not_a_panic() {
+    let model = tiny_model(1);
+    let mut adamw = AdamW::new(AdamWConfig::default());
+    let (model, _) = adamw
+        .step(model, unit_grads(&tiny_model(1), 0.1), 0.01, TrainableScope::All)
+        .unwrap();
+    let path = Path::new("run/checkpoints/step-00000001/optimizer.safetensors");
+    adamw.check_fits(&model, path).unwrap();
+    let wider = LlamaConfig::new(VOCAB, 16, 48, 2, 4, 2, 4).init(&device());
+    let err = adamw.check_fits(&wider, path).unwrap_err().to_string();
+    assert!(
+        err.contains("step-00000001") && err.contains("mlp") && err.contains("the model's parameter has"),
+        "{err}"
+    );
+}
