@@ -15,8 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let text = std::fs::read_to_string(args.next().ok_or(usage)?)?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mb = lines.iter().map(|l| l.len()).sum::<usize>() as f64 / 1e6;
+    let t = Instant::now();
     let enc = Encoder::new(tok.clone(), false);
-
+    let setup_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let full: Vec<Vec<u32>> = lines
         .iter()
@@ -29,8 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mismatches = full.iter().zip(&fast).filter(|(a, b)| a != b).count();
     let tokens: usize = fast.iter().map(Vec::len).sum();
     println!(
-        "{} lines, {mb:.2} MB, {tokens} tokens; fast path: {}; full pipeline {:.2} MB/s, \
-         fast {:.2} MB/s; mismatching lines: {mismatches}",
+        "{} lines, {mb:.2} MB, {tokens} tokens; fast path: {} (set-up {setup_s:.3} s); \
+         full pipeline {:.2} MB/s, fast {:.2} MB/s; mismatching lines: {mismatches}",
         lines.len(),
         enc.is_fast(),
         mb / full_s,

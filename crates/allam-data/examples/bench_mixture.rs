@@ -37,7 +37,24 @@ fn rss_kib() -> (u64, u64) {
     (field("RssAnon:"), field("RssFile:"))
 }
 
+/// Samples `RssAnon` every 10 ms on a background thread and keeps the largest value (KiB): the
+/// memory this process owns, unlike the peak RSS, which also counts memory-mapped shard pages
+/// (page cache, shared and reclaimable; a fault can map a whole large folio of a fresh file).
+fn peak_anon_sampler() -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let peak = std::sync::Arc::new(AtomicU64::new(0));
+    let p = peak.clone();
+    std::thread::spawn(move || {
+        loop {
+            p.fetch_max(rss_kib().0, Ordering::Relaxed);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    peak
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let peak_anon = peak_anon_sampler();
     let usage = "usage: bench_mixture RECIPE OUT [all|build|pack]";
     let mut args = std::env::args().skip(1);
     let recipe_path = args.next().ok_or(usage)?;
@@ -78,9 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "build: input {mb:.2} MB, {docs} documents, {tokens} tokens, {threads} thread(s): \
              wall {wall:.2} s ({:.2} MB/s), CPU {cpu:.2} s ({:.2} MB per CPU-second); \
-             RssAnon {anon} KiB, RssFile {file} KiB",
+             RssAnon {anon} KiB (peak {} KiB, sampled), RssFile {file} KiB",
             mb / wall,
-            mb / cpu
+            mb / cpu,
+            peak_anon.load(std::sync::atomic::Ordering::Relaxed).max(anon)
         );
     }
     if mode != "build" {

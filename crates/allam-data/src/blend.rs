@@ -22,7 +22,7 @@
 //! [`BlendState`] holds, per source, a cursor (pass, position in the pass's shuffled order, token
 //! offset inside a document that continues into the next sequence) and counters, plus the current
 //! weight segment. The only randomness at stream time is the per-pass shuffle, a pure function of
-//! `(seed, source name, pass)` ([`pass_order`]), so the seed and the counters *are* the RNG state:
+//! `(seed, source name, pass)` ([`PassOrder`]), so the seed and the counters *are* the RNG state:
 //! restoring a state reproduces the stream exactly. Re-weighting starts a new segment (the schedule's
 //! counts restart) while the cursors carry on, so no document already consumed in the current pass
 //! is repeated.
@@ -100,12 +100,69 @@ pub fn pick_source(weights: &[f64], counts: &[u64]) -> usize {
 }
 
 /// The shuffled document order of one pass over a source: a pure function of
-/// `(seed, source name, pass, number of documents)`.
-pub fn pass_order(seed: u64, source: &str, pass: u64, documents: usize) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..documents as u32).collect();
-    let mut rng = SplitMix64::new(mix(mix(seed, label_hash(source)), pass));
-    rng.shuffle(&mut order);
-    order
+/// `(seed, source name, pass, number of documents)`, computed per position so that it takes no
+/// memory per document (a shuffled index of a billion documents would be 4 GB).
+///
+/// It is a keyed pseudo-random permutation: a balanced Feistel network on the smallest domain of
+/// `2^(2h)` values that holds every document index, with *cycle walking* (re-applying it until the
+/// value falls below the number of documents), which makes it a bijection on `0..documents`. The
+/// domain is less than four times the document count, so a lookup takes four rounds of hashing
+/// times at most a few walks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassOrder {
+    documents: u64,
+    half_bits: u32,
+    keys: [u64; PassOrder::ROUNDS],
+}
+
+impl PassOrder {
+    const ROUNDS: usize = 4;
+
+    /// The order of pass `pass` over `documents` documents of `source`.
+    pub fn new(seed: u64, source: &str, pass: u64, documents: u64) -> Self {
+        let bits = (u64::BITS - documents.saturating_sub(1).leading_zeros()).max(2);
+        let mut rng = SplitMix64::new(mix(mix(seed, label_hash(source)), pass));
+        PassOrder {
+            documents,
+            half_bits: bits.div_ceil(2),
+            keys: std::array::from_fn(|_| rng.next_u64()),
+        }
+    }
+
+    /// Number of documents ordered.
+    pub fn len(&self) -> u64 {
+        self.documents
+    }
+
+    /// True when there is nothing to order.
+    pub fn is_empty(&self) -> bool {
+        self.documents == 0
+    }
+
+    /// The document visited at `position` of the pass (`position < len()`).
+    pub fn document(&self, position: u64) -> u64 {
+        assert!(
+            position < self.documents,
+            "position {position} of a pass over {} documents",
+            self.documents
+        );
+        let mut x = position;
+        loop {
+            x = self.permute(x);
+            if x < self.documents {
+                return x;
+            }
+        }
+    }
+
+    fn permute(&self, x: u64) -> u64 {
+        let mask = (1u64 << self.half_bits) - 1;
+        let (mut left, mut right) = (x >> self.half_bits, x & mask);
+        for key in self.keys {
+            (left, right) = (right, left ^ (mix(key, right) & mask));
+        }
+        (left << self.half_bits) | right
+    }
 }
 
 /// Where a source's stream stands.
@@ -113,7 +170,7 @@ pub fn pass_order(seed: u64, source: &str, pass: u64, documents: usize) -> Vec<u
 pub struct SourceCursor {
     /// Completed passes over the source (upsampling beyond one pass increments this).
     pub pass: u64,
-    /// Documents finished in the current pass (index into [`pass_order`]).
+    /// Documents finished in the current pass (a position in its [`PassOrder`]).
     pub position: u64,
     /// Tokens of the current document already emitted (it continues into the next sequence).
     pub offset: u64,
@@ -294,9 +351,42 @@ mod tests {
 
     #[test]
     fn pass_order_is_deterministic_and_varies_by_pass() {
-        assert_eq!(pass_order(1, "a", 0, 50), pass_order(1, "a", 0, 50));
-        assert_ne!(pass_order(1, "a", 0, 50), pass_order(1, "a", 1, 50));
-        assert_ne!(pass_order(1, "a", 0, 50), pass_order(1, "b", 0, 50));
+        let order = |seed, source, pass, n| {
+            let o = PassOrder::new(seed, source, pass, n);
+            (0..n).map(|p| o.document(p)).collect::<Vec<_>>()
+        };
+        assert_eq!(order(1, "a", 0, 50), order(1, "a", 0, 50));
+        assert_ne!(order(1, "a", 0, 50), order(1, "a", 1, 50));
+        assert_ne!(order(1, "a", 0, 50), order(1, "b", 0, 50));
+        assert_ne!(order(1, "a", 0, 50), order(2, "a", 0, 50));
+    }
+
+    #[test]
+    fn pass_order_is_a_permutation_of_every_size() {
+        for n in [1u64, 2, 3, 4, 5, 7, 8, 9, 100, 1000, 4097, 65_537] {
+            let o = PassOrder::new(7, "src", 3, n);
+            let mut seen = vec![false; n as usize];
+            for p in 0..n {
+                let d = o.document(p) as usize;
+                assert!(!seen[d], "n = {n}: document {d} visited twice");
+                seen[d] = true;
+            }
+        }
+    }
+
+    #[test]
+    fn pass_order_is_shuffled() {
+        // Not the identity, and spread out: of 10,000 documents, the first 1,000 positions should
+        // land in each tenth of the shard about 100 times (a loose bound: 50..150).
+        let n = 10_000;
+        let o = PassOrder::new(1234, "books", 0, n);
+        let fixed = (0..n).filter(|&p| o.document(p) == p).count();
+        assert!(fixed < 10, "{fixed} fixed points");
+        let mut tenths = [0; 10];
+        for p in 0..1_000 {
+            tenths[(o.document(p) * 10 / n) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|&c| (50..150).contains(&c)), "{tenths:?}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! cleaned in parallel (rayon), deduplicated in order (so the result does not depend on the thread
 //! count), tokenised in parallel, and appended to the source's shard with EOS after each document.
 //! Memory is one batch plus the dedup tables (8 bytes per kept document for exact dedup; `4·k`
-//! bytes per document when near-dedup is on) plus the shard index (12 bytes per document).
+//! bytes per document when near-dedup is on); document lengths are streamed to disk
+//! ([`ShardWriter`]) and shards are read back memory-mapped, so nothing else grows with the input.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -12,6 +12,9 @@
 //! subword prefix/suffix, and no BOS to add); documents containing an added token's text go
 //! through the full pipeline. Any other tokenizer uses the full pipeline throughout.
 //!
+//! New pieces are merged by [`PieceBpe`] (the same algorithm on integer tables, no per-call
+//! allocation) when the model allows it, else by the BPE model itself.
+//!
 //! Each rayon thread keeps a cache of piece → ids (at most 2^18 pieces of ≤ 128 bytes, then it is
 //! cleared), so frequent words cost a hash lookup.
 use std::cell::RefCell;
@@ -20,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokenizers::models::ModelWrapper;
 
+use crate::bpe::{BpeScratch, PieceBpe};
 use crate::dedup::IdentityBuild;
 use tokenizers::{Model, NormalizedString, Normalizer, Tokenizer};
 
@@ -37,6 +41,7 @@ struct PieceCache {
     /// Keyed by the piece's 128-bit xxh3 (collision odds ~ n²/2^129: nil for 2^18 pieces).
     map: HashMap<u128, Box<[u32]>, IdentityBuild>,
     piece: String,
+    scratch: BpeScratch,
 }
 
 thread_local! {
@@ -60,6 +65,8 @@ struct Fast {
     specials: Vec<String>,
     /// Their distinct first characters (a quick `memchr` pre-check).
     special_starts: Vec<char>,
+    /// The model's merges on integer ids (new pieces skip `tokenizers`' per-call overhead).
+    bpe: Option<PieceBpe>,
 }
 
 const SPACE: char = '\u{2581}';
@@ -124,6 +131,7 @@ impl Encoder {
             llama_normalizer,
             specials,
             special_starts,
+            bpe: PieceBpe::new(bpe),
         })
     }
 
@@ -164,13 +172,13 @@ impl Encoder {
                 for c in text.chars() {
                     let space = c == ' ';
                     if space && !prev_space {
-                        self.piece(&piece, &mut ids, cache)?;
+                        self.piece(fast, &piece, &mut ids, cache)?;
                         piece.clear();
                     }
                     piece.push(if space { SPACE } else { c });
                     prev_space = space;
                 }
-                self.piece(&piece, &mut ids, cache)?;
+                self.piece(fast, &piece, &mut ids, cache)?;
                 cache.piece = piece;
             } else {
                 let normalized = match self.tokenizer.get_normalizer() {
@@ -186,19 +194,25 @@ impl Encoder {
                 for (i, c) in normalized.char_indices() {
                     let space = c == SPACE;
                     if space && !prev_space && i > start {
-                        self.piece(&normalized[start..i], &mut ids, cache)?;
+                        self.piece(fast, &normalized[start..i], &mut ids, cache)?;
                         start = i;
                     }
                     prev_space = space;
                 }
-                self.piece(&normalized[start..], &mut ids, cache)?;
+                self.piece(fast, &normalized[start..], &mut ids, cache)?;
             }
             Ok(ids)
         })
     }
 
     /// Appends the ids of one piece, through the thread's piece cache.
-    fn piece(&self, piece: &str, ids: &mut Vec<u32>, cache: &mut PieceCache) -> Result<(), String> {
+    fn piece(
+        &self,
+        fast: &Fast,
+        piece: &str,
+        ids: &mut Vec<u32>,
+        cache: &mut PieceCache,
+    ) -> Result<(), String> {
         if piece.is_empty() {
             return Ok(());
         }
@@ -209,13 +223,19 @@ impl Encoder {
             return Ok(());
         }
         let start = ids.len();
-        for t in self
-            .tokenizer
-            .get_model()
-            .tokenize(piece)
-            .map_err(|e| e.to_string())?
-        {
-            ids.push(t.id);
+        let merged = fast
+            .bpe
+            .as_ref()
+            .is_some_and(|bpe| bpe.encode(piece, &mut cache.scratch, ids));
+        if !merged {
+            for t in self
+                .tokenizer
+                .get_model()
+                .tokenize(piece)
+                .map_err(|e| e.to_string())?
+            {
+                ids.push(t.id);
+            }
         }
         if cacheable {
             cache.map.insert(key, ids[start..].to_vec().into_boxed_slice());

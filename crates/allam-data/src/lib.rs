@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod blend;
+pub mod bpe;
 pub mod build;
 pub mod clean;
 pub mod dedup;
@@ -49,7 +50,7 @@ pub mod source;
 pub mod stream;
 pub mod testing;
 
-pub use blend::{BlendState, SourceCursor, pick_source, source_weights};
+pub use blend::{BlendState, PassOrder, SourceCursor, pick_source, source_weights};
 pub use build::{BuildOptions, NoProgress, Progress, build, build_source, load_tokenizer};
 pub use clean::{CleanConfig, DropCounts, DropReason, Script};
 pub use encode::Encoder;

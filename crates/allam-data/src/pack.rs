@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::blend::{SourceCursor, pass_order};
+use crate::blend::{PassOrder, SourceCursor};
 use crate::shard::Shard;
 
 /// Label value ignored by the loss (PyTorch's `ignore_index` convention).
@@ -135,7 +135,8 @@ pub struct SourcePacker {
     name: String,
     shard: Arc<Shard>,
     order_pass: u64,
-    order: Vec<u32>,
+    /// The current pass's order (a few words, rebuilt when the cursor's pass changes).
+    order: PassOrder,
 }
 
 impl SourcePacker {
@@ -145,7 +146,7 @@ impl SourcePacker {
             name,
             shard,
             order_pass: u64::MAX,
-            order: Vec::new(),
+            order: PassOrder::new(0, "", u64::MAX, 0),
         }
     }
 
@@ -156,10 +157,10 @@ impl SourcePacker {
 
     fn document_at(&mut self, seed: u64, cursor: &SourceCursor) -> usize {
         if self.order_pass != cursor.pass {
-            self.order = pass_order(seed, &self.name, cursor.pass, self.shard.len());
+            self.order = PassOrder::new(seed, &self.name, cursor.pass, self.shard.len() as u64);
             self.order_pass = cursor.pass;
         }
-        self.order[cursor.position as usize] as usize
+        self.order.document(cursor.position) as usize
     }
 
     /// Fills one row of `seq_len` tokens, continuing where `cursor` stands.
@@ -305,8 +306,10 @@ mod tests {
         // 6 rows × 4 = 24 tokens = one pass (15) + 9 of the next.
         assert_eq!(c.pass, 1);
         assert_eq!(c.tokens, 24);
-        let order = pass_order(1, "src", 0, 3);
-        let first_pass: Vec<u32> = order.iter().flat_map(|&d| docs[d as usize].to_vec()).collect();
+        let order = PassOrder::new(1, "src", 0, 3);
+        let first_pass: Vec<u32> = (0..3)
+            .flat_map(|p| docs[order.document(p) as usize].to_vec())
+            .collect();
         assert_eq!(&all[..15], &first_pass[..]);
     }
 

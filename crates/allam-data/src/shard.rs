@@ -30,7 +30,7 @@
 //! index first and checks that the `.bin` has exactly the size the index implies, so a shard whose
 //! writer died is never mistaken for a complete one.
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -64,13 +64,24 @@ pub fn dtype_for_vocab(vocab_size: usize) -> u8 {
 }
 
 /// Streams documents into a shard; nothing is visible under the final names until
-/// [`ShardWriter::finish`].
+/// [`ShardWriter::finish`]. Memory does not grow with the number of documents: their lengths go to
+/// a temporary file beside the shard and the index is written from it at the end.
 pub struct ShardWriter {
     prefix: PathBuf,
     dtype: u8,
     bin: BufWriter<tempfile::NamedTempFile>,
-    lengths: Vec<i32>,
+    lengths: BufWriter<tempfile::NamedTempFile>,
+    documents: u64,
     tokens: u64,
+    bytes: Vec<u8>,
+}
+
+fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".shard-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| DataError::io(dir, e))
 }
 
 impl ShardWriter {
@@ -78,17 +89,14 @@ impl ShardWriter {
     pub fn create(prefix: &Path, dtype: u8) -> Result<Self> {
         let dir = prefix.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".shard-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| DataError::io(dir, e))?;
         Ok(ShardWriter {
             prefix: prefix.to_path_buf(),
             dtype,
-            bin: BufWriter::with_capacity(1 << 20, tmp),
-            lengths: Vec::new(),
+            bin: BufWriter::with_capacity(1 << 20, temp_in(dir)?),
+            lengths: BufWriter::with_capacity(1 << 16, temp_in(dir)?),
+            documents: 0,
             tokens: 0,
+            bytes: Vec::new(),
         })
     }
 
@@ -96,33 +104,34 @@ impl ShardWriter {
     pub fn push(&mut self, tokens: &[u32]) -> Result<()> {
         let len = i32::try_from(tokens.len())
             .map_err(|_| DataError::shard(&self.prefix, "document longer than 2^31 tokens"))?;
-        let mut bytes = Vec::with_capacity(tokens.len() * 4);
+        self.bytes.clear();
         match self.dtype {
             DTYPE_U16 => {
                 for &t in tokens {
                     let t = u16::try_from(t).map_err(|_| {
                         DataError::shard(&self.prefix, format!("token id {t} does not fit u16"))
                     })?;
-                    bytes.extend_from_slice(&t.to_le_bytes());
+                    self.bytes.extend_from_slice(&t.to_le_bytes());
                 }
             }
             _ => {
                 for &t in tokens {
-                    bytes.extend_from_slice(&t.to_le_bytes());
+                    self.bytes.extend_from_slice(&t.to_le_bytes());
                 }
             }
         }
         self.bin
-            .write_all(&bytes)
+            .write_all(&self.bytes)
+            .and_then(|_| self.lengths.write_all(&len.to_le_bytes()))
             .map_err(|e| DataError::io(&self.prefix, e))?;
-        self.lengths.push(len);
+        self.documents += 1;
         self.tokens += tokens.len() as u64;
         Ok(())
     }
 
     /// Documents written so far.
     pub fn documents(&self) -> u64 {
-        self.lengths.len() as u64
+        self.documents
     }
 
     /// Tokens written so far.
@@ -134,46 +143,55 @@ impl ShardWriter {
     pub fn finish(self) -> Result<(u64, u64)> {
         let (bin_path, idx_path) = shard_paths(&self.prefix);
         let size = token_size(self.dtype) as i64;
-        let tmp = self
+        let bin = self
             .bin
             .into_inner()
             .map_err(|e| DataError::io(&bin_path, e.into_error()))?;
-        tmp.as_file()
+        bin.as_file()
             .sync_all()
             .map_err(|e| DataError::io(&bin_path, e))?;
+        let lengths = self
+            .lengths
+            .into_inner()
+            .map_err(|e| DataError::io(&idx_path, e.into_error()))?;
 
-        let s = self.lengths.len() as u64;
-        let mut idx = Vec::with_capacity(HEADER + self.lengths.len() * 20 + 8);
-        idx.extend_from_slice(MAGIC);
-        idx.extend_from_slice(&1u64.to_le_bytes());
-        idx.push(self.dtype);
-        idx.extend_from_slice(&s.to_le_bytes());
-        idx.extend_from_slice(&(s + 1).to_le_bytes());
-        for l in &self.lengths {
-            idx.extend_from_slice(&l.to_le_bytes());
-        }
-        let mut offset = 0i64;
-        for l in &self.lengths {
-            idx.extend_from_slice(&offset.to_le_bytes());
-            offset += *l as i64 * size;
-        }
-        for d in 0..=s as i64 {
-            idx.extend_from_slice(&d.to_le_bytes());
-        }
+        let s = self.documents;
         let dir = self.prefix.parent().unwrap_or(Path::new("."));
-        let mut idx_tmp = tempfile::Builder::new()
-            .prefix(".shard-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| DataError::io(dir, e))?;
-        idx_tmp
-            .write_all(&idx)
-            .and_then(|_| idx_tmp.as_file().sync_all())
+        let mut idx = BufWriter::with_capacity(1 << 20, temp_in(dir)?);
+        let write_index = |idx: &mut BufWriter<tempfile::NamedTempFile>| -> std::io::Result<()> {
+            idx.write_all(MAGIC)?;
+            idx.write_all(&1u64.to_le_bytes())?;
+            idx.write_all(&[self.dtype])?;
+            idx.write_all(&s.to_le_bytes())?;
+            idx.write_all(&(s + 1).to_le_bytes())?;
+            // Lengths, then the byte offsets they imply: two passes over the lengths file.
+            let mut file = lengths.as_file();
+            file.seek(SeekFrom::Start(0))?;
+            std::io::copy(&mut BufReader::new(file), idx)?;
+            file.seek(SeekFrom::Start(0))?;
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            let mut offset = 0i64;
+            let mut len = [0u8; 4];
+            for _ in 0..s {
+                reader.read_exact(&mut len)?;
+                idx.write_all(&offset.to_le_bytes())?;
+                offset += i32::from_le_bytes(len) as i64 * size;
+            }
+            for d in 0..=s as i64 {
+                idx.write_all(&d.to_le_bytes())?;
+            }
+            idx.flush()
+        };
+        write_index(&mut idx).map_err(|e| DataError::io(&idx_path, e))?;
+        let idx = idx
+            .into_inner()
+            .map_err(|e| DataError::io(&idx_path, e.into_error()))?;
+        idx.as_file()
+            .sync_all()
             .map_err(|e| DataError::io(&idx_path, e))?;
-        tmp.persist(&bin_path)
+        bin.persist(&bin_path)
             .map_err(|e| DataError::io(&bin_path, e.error))?;
-        idx_tmp
-            .persist(&idx_path)
+        idx.persist(&idx_path)
             .map_err(|e| DataError::io(&idx_path, e.error))?;
         Ok((s, self.tokens))
     }
@@ -183,43 +201,57 @@ fn token_size(dtype: u8) -> usize {
     if dtype == DTYPE_U16 { 2 } else { 4 }
 }
 
-/// A memory-mapped, validated shard.
+/// A memory-mapped, validated shard. Both files stay memory-mapped (lengths and offsets are read
+/// from the index as needed), so an open shard holds no per-document memory of its own.
 pub struct Shard {
     path: PathBuf,
     dtype: u8,
+    documents: usize,
+    tokens: u64,
+    idx: Mmap,
     bin: Option<Mmap>,
-    lengths: Vec<u32>,
-    offsets: Vec<u64>,
 }
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shard")
             .field("path", &self.path)
-            .field("documents", &self.lengths.len())
+            .field("documents", &self.documents)
             .finish()
     }
+}
+
+fn u64_at(bytes: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"))
 }
 
 impl Shard {
     /// Opens `prefix.idx` and `prefix.bin`, checking the layout above.
     pub fn open(prefix: &Path) -> Result<Self> {
         let (bin_path, idx_path) = shard_paths(prefix);
-        let idx = std::fs::read(&idx_path).map_err(|e| DataError::io(&idx_path, e))?;
         let bad = |m: String| DataError::shard(&idx_path, m);
-        if idx.len() < HEADER || &idx[..9] != MAGIC {
+        let idx_file = File::open(&idx_path).map_err(|e| DataError::io(&idx_path, e))?;
+        let idx_len = idx_file
+            .metadata()
+            .map_err(|e| DataError::io(&idx_path, e))?
+            .len();
+        if idx_len < HEADER as u64 {
             return Err(bad("missing MMIDIDX header".into()));
         }
-        let u64_at = |o: usize| u64::from_le_bytes(idx[o..o + 8].try_into().expect("8 bytes"));
-        if u64_at(9) != 1 {
-            return Err(bad(format!("version {} (expected 1)", u64_at(9))));
+        // SAFETY: read-only mapping; shards are immutable once renamed into place.
+        let idx = unsafe { Mmap::map(&idx_file) }.map_err(|e| DataError::io(&idx_path, e))?;
+        if &idx[..9] != MAGIC {
+            return Err(bad("missing MMIDIDX header".into()));
+        }
+        if u64_at(&idx, 9) != 1 {
+            return Err(bad(format!("version {} (expected 1)", u64_at(&idx, 9))));
         }
         let dtype = idx[17];
         if dtype != DTYPE_U16 && dtype != DTYPE_I32 {
             return Err(bad(format!("dtype code {dtype} (expected 8 = u16 or 4 = i32)")));
         }
-        let s = u64_at(18) as usize;
-        let d = u64_at(26) as usize;
+        let s = u64_at(&idx, 18) as usize;
+        let d = u64_at(&idx, 26) as usize;
         let need = s
             .checked_mul(12)
             .and_then(|x| d.checked_mul(8).map(|y| (x, y)))
@@ -232,21 +264,31 @@ impl Shard {
                 need
             )));
         }
+        // Check every length and offset with buffered reads rather than through the mapping, so
+        // validating a large index does not leave its pages resident in this process.
         let size = token_size(dtype) as u64;
-        let mut lengths = Vec::with_capacity(s);
-        let mut offsets = Vec::with_capacity(s);
-        let mut expected = 0u64;
-        for i in 0..s {
-            let o = HEADER + 4 * i;
-            let l = i32::from_le_bytes(idx[o..o + 4].try_into().expect("4 bytes"));
-            let p = u64_at(HEADER + 4 * s + 8 * i);
-            if l < 0 || p != expected {
-                return Err(bad(format!("sequence {i}: bad length {l} or offset {p}")));
+        let reader_at = |offset: usize| -> std::io::Result<BufReader<File>> {
+            // A file of its own: a cloned handle would share the other reader's position.
+            let mut f = File::open(&idx_path)?;
+            f.seek(SeekFrom::Start(offset as u64))?;
+            Ok(BufReader::with_capacity(1 << 16, f))
+        };
+        let scan = || -> std::io::Result<std::result::Result<u64, String>> {
+            let (mut lengths, mut offsets) = (reader_at(HEADER)?, reader_at(HEADER + 4 * s)?);
+            let (mut l, mut p) = ([0u8; 4], [0u8; 8]);
+            let mut expected = 0u64;
+            for i in 0..s {
+                lengths.read_exact(&mut l)?;
+                offsets.read_exact(&mut p)?;
+                let (l, p) = (i32::from_le_bytes(l), u64::from_le_bytes(p));
+                if l < 0 || p != expected {
+                    return Ok(Err(format!("sequence {i}: bad length {l} or offset {p}")));
+                }
+                expected += l as u64 * size;
             }
-            lengths.push(l as u32);
-            offsets.push(p);
-            expected += l as u64 * size;
-        }
+            Ok(Ok(expected))
+        };
+        let expected = scan().map_err(|e| DataError::io(&idx_path, e))?.map_err(bad)?;
         let file = File::open(&bin_path).map_err(|e| DataError::io(&bin_path, e))?;
         let actual = file.metadata().map_err(|e| DataError::io(&bin_path, e))?.len();
         if actual != expected {
@@ -264,38 +306,47 @@ impl Shard {
         Ok(Shard {
             path: prefix.to_path_buf(),
             dtype,
+            documents: s,
+            tokens: expected / size,
+            idx,
             bin,
-            lengths,
-            offsets,
         })
     }
 
     /// Number of documents.
     pub fn len(&self) -> usize {
-        self.lengths.len()
+        self.documents
     }
 
     /// True when the shard has no documents.
     pub fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
+        self.documents == 0
     }
 
     /// Token count of document `i` (EOS included).
     pub fn doc_len(&self, i: usize) -> usize {
-        self.lengths[i] as usize
+        assert!(i < self.documents, "document {i} of {}", self.documents);
+        let o = HEADER + 4 * i;
+        i32::from_le_bytes(self.idx[o..o + 4].try_into().expect("4 bytes")) as usize
+    }
+
+    /// Byte offset of document `i` in the `.bin`.
+    fn offset(&self, i: usize) -> usize {
+        u64_at(&self.idx, HEADER + 4 * self.documents + 8 * i) as usize
     }
 
     /// Total tokens.
     pub fn tokens(&self) -> u64 {
-        self.lengths.iter().map(|&l| l as u64).sum()
+        self.tokens
     }
 
     /// Appends tokens `range` of document `i` to `out`.
     pub fn read_into(&self, i: usize, range: std::ops::Range<usize>, out: &mut Vec<u32>) {
         let Some(bin) = &self.bin else { return };
         let size = token_size(self.dtype);
-        let start = self.offsets[i] as usize + range.start * size;
-        let end = self.offsets[i] as usize + range.end * size;
+        assert!(range.end <= self.doc_len(i), "tokens {range:?} of document {i}");
+        let start = self.offset(i) + range.start * size;
+        let end = self.offset(i) + range.end * size;
         let bytes = &bin[start..end];
         if self.dtype == DTYPE_U16 {
             out.extend(
@@ -340,6 +391,26 @@ mod tests {
             let mut part = Vec::new();
             s.read_into(0, 1..3, &mut part);
             assert_eq!(part, vec![2, 3]);
+        }
+    }
+
+    #[test]
+    fn many_documents_round_trip() {
+        // More lengths than the writer's and reader's buffers hold (70,000 × 4 bytes > 64 KiB).
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("many");
+        let mut w = ShardWriter::create(&prefix, DTYPE_U16).unwrap();
+        let doc = |i: u32| -> Vec<u32> { (0..1 + i % 7).map(|k| (i + k) % 60_000).collect() };
+        let n = 70_000u32;
+        for i in 0..n {
+            w.push(&doc(i)).unwrap();
+        }
+        let total: u64 = (0..n).map(|i| doc(i).len() as u64).sum();
+        assert_eq!(w.finish().unwrap(), (n as u64, total));
+        let s = Shard::open(&prefix).unwrap();
+        assert_eq!((s.len(), s.tokens()), (n as usize, total));
+        for i in [0, 1, 6, 16_383, 16_384, 40_000, n - 1] {
+            assert_eq!(s.document(i as usize), doc(i), "document {i}");
         }
     }
 

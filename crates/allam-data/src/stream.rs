@@ -219,8 +219,8 @@ impl Mixture {
                 || (c.offset > 0
                     && c.offset as usize
                         >= s.doc_len(
-                            crate::blend::pass_order(state.seed, name, c.pass, s.len())[c.position as usize]
-                                as usize,
+                            crate::blend::PassOrder::new(state.seed, name, c.pass, s.len() as u64)
+                                .document(c.position) as usize,
                         ))
             {
                 return Err(DataError::State(format!(

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use allam_data::blend::pass_order;
+use allam_data::PassOrder;
 use allam_data::{
     BlendState, BuildOptions, IGNORE_INDEX, Mixture, NoProgress, PackedSequence, Report, build,
 };
@@ -242,12 +242,14 @@ fn reweighting_on_resume_follows_new_weights_without_repeating_documents() {
     starts(&before, &mut started);
     starts(&after, &mut started);
     for (i, src) in m.manifest().sources.iter().enumerate() {
-        let n = m.shard(i).len();
+        let n = m.shard(i).len() as u64;
         let got = &started[&src.name];
         let want: Vec<u64> = (0..)
-            .flat_map(|pass| pass_order(1234, &src.name, pass, n))
+            .flat_map(|pass| {
+                let order = PassOrder::new(1234, &src.name, pass, n);
+                (0..n).map(move |p| order.document(p))
+            })
             .take(got.len())
-            .map(u64::from)
             .collect();
         assert_eq!(got, &want, "{}", src.name);
     }
