@@ -127,6 +127,34 @@ fn kv_cache_decoding_equals_the_full_forward() {
     assert!(diff < 1e-4, "max |Δ| = {diff}");
 }
 
+/// A model wide enough that decode-sized projections are split over threads
+/// (`allam_model::split`), tied and untied: cached decoding must still equal the full forward.
+#[test]
+fn kv_cache_decoding_with_split_projections_equals_the_full_forward() {
+    for tied in [false, true] {
+        let config = LlamaConfig::new(700, 256, 512, 2, 4, 2, 64)
+            .with_tie_word_embeddings(tied)
+            .with_initializer_range(0.05);
+        let model: Llama = config.init(&Device::flex());
+        // More than 8 tokens, so the full forward takes the unsplit path.
+        let seq: Vec<u32> = vec![5, 17, 642, 8, 91, 333, 60, 2, 699, 40, 1, 250];
+        let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
+        let mut cache = KvCache::new(&model.config, 1, seq.len(), &model.device());
+        let mut got = host(
+            model
+                .forward_cached(&TokenBatch::single(&seq[..3]), &mut cache)
+                .unwrap(),
+        );
+        for (i, id) in seq.iter().enumerate().skip(3) {
+            let mut step = TokenBatch::single(&[*id]);
+            step.position_ids = vec![i as u32];
+            got.extend(host(model.forward_cached(&step, &mut cache).unwrap()));
+        }
+        let diff = max_abs_diff(&got, &full);
+        assert!(diff < 1e-4, "tied = {tied}: max |Δ| = {diff}");
+    }
+}
+
 #[test]
 fn a_padded_batch_equals_its_rows_run_alone() {
     let model = load("tiny-mha-tied-bf16").model;

@@ -8,6 +8,7 @@ use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
 use crate::mlp::linear;
 use crate::rope::RotaryTables;
+use crate::split::project;
 
 /// Multi-head attention whose query heads share `num_key_value_heads` key/value heads.
 ///
@@ -66,9 +67,9 @@ impl Attention {
         let groups = h / kvh;
         let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
 
-        let q = rope.apply(split(self.q_proj.forward(x.clone()), h));
-        let k = rope.apply(split(self.k_proj.forward(x.clone()), kvh));
-        let v = split(self.v_proj.forward(x), kvh);
+        let q = rope.apply(split(project(&self.q_proj, x.clone()), h));
+        let k = rope.apply(split(project(&self.k_proj, x.clone()), kvh));
+        let v = split(project(&self.v_proj, x), kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),
@@ -85,6 +86,6 @@ impl Attention {
             .reshape([batch, h, seq, d])
             .swap_dims(1, 2)
             .reshape([batch, seq, h * d]);
-        self.o_proj.forward(out)
+        project(&self.o_proj, out)
     }
 }

@@ -34,6 +34,7 @@ pub mod model;
 pub mod pretrained;
 pub mod rope;
 pub mod score;
+mod split;
 pub mod text;
 
 pub use batch::{PaddingSide, TokenBatch};

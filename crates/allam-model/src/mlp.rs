@@ -4,6 +4,8 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
+use crate::split::project;
+
 /// `down(silu(gate(x)) ⊙ up(x))`, without biases.
 ///
 /// # Shapes
@@ -31,8 +33,8 @@ impl SwiGlu {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(project(&self.gate_proj, x.clone()));
+        project(&self.down_proj, gate * project(&self.up_proj, x))
     }
 }
 

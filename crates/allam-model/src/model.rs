@@ -10,6 +10,7 @@ use crate::error::{ModelError, Result};
 use crate::layer::DecoderLayer;
 use crate::mlp::linear;
 use crate::rope::RotaryTables;
+use crate::split::{matmul_columns, project};
 
 /// A Llama-2-family causal language model (`LlamaForCausalLM`).
 ///
@@ -144,8 +145,17 @@ impl Llama {
     /// Projects hidden states onto the vocabulary.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
-            None => burn::tensor::module::linear(hidden, self.embed_tokens.weight.val().transpose(), None),
+            Some(head) => project(head, hidden),
+            None => {
+                // A 2-D product against the transposed view of the embedding table: going
+                // through `linear` would reshape that view and copy the whole [vocab, hidden]
+                // table on every call (the Flex backend materialises a reshaped transpose).
+                let [rows, len, hidden_size] = hidden.dims();
+                let table = self.embed_tokens.weight.val();
+                let vocab = table.dims()[0];
+                matmul_columns(hidden.reshape([rows * len, hidden_size]), table.transpose())
+                    .reshape([rows, len, vocab])
+            }
         }
     }
 }
