@@ -1,0 +1,70 @@
+//! The hot kernels of training and decoding, one at a time, on the CPU device (f32):
+//!
+//! - `sgemm_1024`: a 1024³ matrix product — the peak that MFU figures are measured against
+//!   (throughput in FLOP: 2·1024³ per iteration);
+//! - `head_2048x512x32000`: the untied output head of the 56M training config (2,048 tokens);
+//! - `matvec_576x1536`: one decode-step projection of the SmolLM2 shape (a single row);
+//! - `softmax_causal_9x512x512`: masked attention probabilities for one layer of a 512-token prefill;
+//! - `rms_norm_2048x512`: the norm of a training step's activations.
+//!
+//! `cargo bench --bench kernels` — numbers in docs/PERFORMANCE.md.
+use burn::nn::RmsNormConfig;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn bench(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(10);
+
+    let (a, b) = (random([1024, 1024], &device), random([1024, 1024], &device));
+    group.throughput(Throughput::Elements(2 * 1024 * 1024 * 1024));
+    group.bench_function("sgemm_1024", |bench| {
+        bench.iter(|| a.clone().matmul(b.clone()).into_data())
+    });
+
+    let (x, w) = (random([2048, 512], &device), random([512, 32000], &device));
+    group.throughput(Throughput::Elements(2 * 2048 * 512 * 32000));
+    group.bench_function("head_2048x512x32000", |bench| {
+        bench.iter(|| x.clone().matmul(w.clone()).into_data())
+    });
+
+    let (row, w) = (random([1, 576], &device), random([576, 1536], &device));
+    group.throughput(Throughput::Elements(2 * 576 * 1536));
+    group.bench_function("matvec_576x1536", |bench| {
+        bench.iter(|| row.clone().matmul(w.clone()).into_data())
+    });
+
+    let scores = random([1, 9, 512, 512], &device);
+    let causal: Vec<f32> = (0..512 * 512)
+        .map(|i| {
+            if i % 512 <= i / 512 {
+                0.0
+            } else {
+                f32::NEG_INFINITY
+            }
+        })
+        .collect();
+    let bias = Tensor::<2>::from_data(burn::tensor::TensorData::new(causal, [512, 512]), &device)
+        .reshape([1, 1, 512, 512]);
+    group.throughput(Throughput::Elements(9 * 512 * 512));
+    group.bench_function("softmax_causal_9x512x512", |bench| {
+        bench.iter(|| softmax(scores.clone() + bias.clone(), 3).into_data())
+    });
+
+    let norm = RmsNormConfig::new(512).init(&device);
+    let h = random([8, 256, 512], &device);
+    group.throughput(Throughput::Elements(2048 * 512));
+    group.bench_function("rms_norm_2048x512", |bench| {
+        bench.iter(|| norm.forward(h.clone()).into_data())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
