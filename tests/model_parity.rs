@@ -104,25 +104,30 @@ fn greedy_continuation_matches_transformers() {
     }
 }
 
+/// Logits of every position of `seq` decoded with the KV cache: a `prefill`-token prompt, then one
+/// token at a time.
+fn cached_decoding(model: &Llama, seq: &[u32], prefill: usize) -> Vec<f32> {
+    let mut cache = KvCache::new(&model.config, 1, seq.len(), &model.device());
+    let mut got = host(
+        model
+            .forward_cached(&TokenBatch::single(&seq[..prefill]), &mut cache)
+            .unwrap(),
+    );
+    for (i, id) in seq.iter().enumerate().skip(prefill) {
+        let mut step = TokenBatch::single(&[*id]);
+        step.position_ids = vec![i as u32];
+        got.extend(host(model.forward_cached(&step, &mut cache).unwrap()));
+    }
+    got
+}
+
 #[test]
 fn kv_cache_decoding_equals_the_full_forward() {
     let model = load("tiny-gqa-untied").model;
     let seq: Vec<u32> = vec![5, 17, 42, 8, 91, 33, 60, 2, 71, 12];
     let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
-    let vocab = model.config.vocab_size;
-    let mut cache = KvCache::new(&model.config, 1, seq.len(), &model.device());
-    // a 4-token prefill, then one token at a time
-    let mut got = host(
-        model
-            .forward_cached(&TokenBatch::single(&seq[..4]), &mut cache)
-            .unwrap(),
-    );
-    for (i, id) in seq.iter().enumerate().skip(4) {
-        let mut step = TokenBatch::single(&[*id]);
-        step.position_ids = vec![i as u32];
-        got.extend(host(model.forward_cached(&step, &mut cache).unwrap()));
-    }
-    assert_eq!(got.len(), seq.len() * vocab);
+    let got = cached_decoding(&model, &seq, 4);
+    assert_eq!(got.len(), seq.len() * model.config.vocab_size);
     let diff = max_abs_diff(&got, &full);
     assert!(diff < 1e-4, "max |Δ| = {diff}");
 }
@@ -139,18 +144,7 @@ fn kv_cache_decoding_with_split_projections_equals_the_full_forward() {
         // More than 8 tokens, so the full forward takes the unsplit path.
         let seq: Vec<u32> = vec![5, 17, 642, 8, 91, 333, 60, 2, 699, 40, 1, 250];
         let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
-        let mut cache = KvCache::new(&model.config, 1, seq.len(), &model.device());
-        let mut got = host(
-            model
-                .forward_cached(&TokenBatch::single(&seq[..3]), &mut cache)
-                .unwrap(),
-        );
-        for (i, id) in seq.iter().enumerate().skip(3) {
-            let mut step = TokenBatch::single(&[*id]);
-            step.position_ids = vec![i as u32];
-            got.extend(host(model.forward_cached(&step, &mut cache).unwrap()));
-        }
-        let diff = max_abs_diff(&got, &full);
+        let diff = max_abs_diff(&cached_decoding(&model, &seq, 3), &full);
         assert!(diff < 1e-4, "tied = {tied}: max |Δ| = {diff}");
     }
 }

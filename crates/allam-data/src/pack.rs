@@ -134,9 +134,8 @@ impl PackedBatch {
 pub struct SourcePacker {
     name: String,
     shard: Arc<Shard>,
-    order_pass: u64,
-    /// The current pass's order (a few words, rebuilt when the cursor's pass changes).
-    order: PassOrder,
+    /// The current pass and its order (a few words, rebuilt when the cursor's pass changes).
+    order: Option<(u64, PassOrder)>,
 }
 
 impl SourcePacker {
@@ -145,8 +144,7 @@ impl SourcePacker {
         SourcePacker {
             name,
             shard,
-            order_pass: u64::MAX,
-            order: PassOrder::new(0, "", u64::MAX, 0),
+            order: None,
         }
     }
 
@@ -156,11 +154,13 @@ impl SourcePacker {
     }
 
     fn document_at(&mut self, seed: u64, cursor: &SourceCursor) -> usize {
-        if self.order_pass != cursor.pass {
-            self.order = PassOrder::new(seed, &self.name, cursor.pass, self.shard.len() as u64);
-            self.order_pass = cursor.pass;
-        }
-        self.order.document(cursor.position) as usize
+        let pass = cursor.pass;
+        let documents = self.shard.len() as u64;
+        let (_, order) = match &mut self.order {
+            Some(current) if current.0 == pass => current,
+            slot => slot.insert((pass, PassOrder::new(seed, &self.name, pass, documents))),
+        };
+        order.document(cursor.position) as usize
     }
 
     /// Fills one row of `seq_len` tokens, continuing where `cursor` stands.

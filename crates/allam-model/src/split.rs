@@ -32,10 +32,10 @@ pub(crate) fn matmul_columns(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
 fn matmul_in_blocks(x: Tensor<2>, weight: Tensor<2>, blocks: usize) -> Tensor<2> {
     let [d_in, d_out] = weight.dims();
     let width = d_out.div_ceil(blocks);
-    let starts: Vec<usize> = (0..d_out).step_by(width).collect();
-    let parts: Vec<Tensor<2>> = starts
+    let parts: Vec<Tensor<2>> = (0..d_out.div_ceil(width))
         .into_par_iter()
-        .map(|start| {
+        .map(|block| {
+            let start = block * width;
             let end = (start + width).min(d_out);
             x.clone().matmul(weight.clone().slice([0..d_in, start..end]))
         })

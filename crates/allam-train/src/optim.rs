@@ -215,6 +215,13 @@ impl AdamW {
         crate::checkpoint::write_atomically(path, &bytes)
     }
 
+    /// [`AdamW::load`] for `model`: on its device, and checked by [`AdamW::check_fits`].
+    pub fn load_for(model: &Llama, path: &Path, config: AdamWConfig) -> Result<Self> {
+        let optimizer = Self::load(path, config, &model.device())?;
+        optimizer.check_fits(model, path)?;
+        Ok(optimizer)
+    }
+
     /// Checks that every saved moment belongs to a parameter of `model` of the same size, so that
     /// a state from another model is an error here rather than a shape panic in the first step.
     pub fn check_fits(&self, model: &Llama, path: &Path) -> Result<()> {

@@ -185,10 +185,7 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
 pub fn starting_optimizer(spec: &ModelSpec, config: &AdamWConfig, model: &Llama) -> Result<AdamW> {
     match &spec.checkpoint {
         Some(checkpoint) if spec.keep_optimizer_state => {
-            let path = checkpoint.join("optimizer.safetensors");
-            let optimizer = AdamW::load(&path, config.clone(), &model.device())?;
-            optimizer.check_fits(model, &path)?;
-            Ok(optimizer)
+            AdamW::load_for(model, &checkpoint.join("optimizer.safetensors"), config.clone())
         }
         _ => Ok(AdamW::new(config.clone())),
     }
@@ -438,9 +435,11 @@ pub fn restore<O: Objective>(
     let (mut model, _) = load_model(&dir.join("model"), &device)?;
     model.config.rope_inv_freq_dtype = None;
     trainer.model = trainable(model);
-    let path = dir.join("optimizer.safetensors");
-    trainer.optimizer = AdamW::load(&path, trainer.optimizer.config.clone(), &device)?;
-    trainer.optimizer.check_fits(&trainer.model, &path)?;
+    trainer.optimizer = AdamW::load_for(
+        &trainer.model,
+        &dir.join("optimizer.safetensors"),
+        trainer.optimizer.config.clone(),
+    )?;
     trainer.objective.restore(&state.data)?;
     trainer.step = state.step;
     trainer.tokens = state.tokens;
