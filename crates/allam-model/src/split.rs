@@ -57,39 +57,68 @@ pub(crate) fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::{Device, TensorData};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
-    fn max_difference(a: Tensor<2>, b: Tensor<2>) -> f32 {
-        (a - b).abs().max().into_scalar()
+    /// A `[rows, cols]` matrix of seeded uniform values in [-1, 1), with its host copy.
+    fn matrix(rows: usize, cols: usize, seed: u64) -> (Tensor<2>, Vec<f32>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let tensor = Tensor::from_data(TensorData::new(values.clone(), [rows, cols]), &Device::flex());
+        (tensor, values)
+    }
+
+    /// Asserts `got` = `x · w` (host, row-major `[n, k]` and `[k, m]`) up to float rounding: any
+    /// summation order of a length-k dot product is within k·ε·Σ|x·w| of the exact value, so this
+    /// bound holds for every kernel while a wrong block or column is off by O(1).
+    fn assert_product(got: Tensor<2>, x: &[f32], w: &[f32], [n, k, m]: [usize; 3]) {
+        assert_eq!(got.dims(), [n, m]);
+        let got: Vec<f32> = got.into_data().try_into_vec().unwrap();
+        for i in 0..n {
+            for j in 0..m {
+                let terms = (0..k).map(|p| f64::from(x[i * k + p]) * f64::from(w[p * m + j]));
+                let exact: f64 = terms.clone().sum();
+                let bound = k as f64 * f64::from(f32::EPSILON) * terms.map(f64::abs).sum::<f64>();
+                let error = (f64::from(got[i * m + j]) - exact).abs();
+                assert!(
+                    error <= bound,
+                    "[{i}, {j}]: {} vs {exact} (bound {bound})",
+                    got[i * m + j]
+                );
+            }
+        }
     }
 
     #[test]
     fn blocks_give_the_plain_product() {
-        let device = Device::flex();
-        let x = Tensor::<2>::random([3, 96], Distribution::Normal(0.0, 1.0), &device);
-        let w = Tensor::<2>::random([96, 301], Distribution::Normal(0.0, 1.0), &device);
-        let want = x.clone().matmul(w.clone());
+        let (x, xs) = matrix(3, 96, 1);
+        let (w, ws) = matrix(96, 301, 2);
         for blocks in [2, 3, 7] {
-            let got = matmul_in_blocks(x.clone(), w.clone(), blocks);
-            assert_eq!(got.dims(), [3, 301]);
-            assert!(max_difference(got, want.clone()) < 1e-5, "{blocks} blocks");
+            assert_product(
+                matmul_in_blocks(x.clone(), w.clone(), blocks),
+                &xs,
+                &ws,
+                [3, 96, 301],
+            );
         }
         // A transposed (strided) weight, as for a tied output head.
-        let table = Tensor::<2>::random([301, 96], Distribution::Normal(0.0, 1.0), &device);
-        let want = x.clone().matmul(table.clone().transpose());
-        let got = matmul_in_blocks(x.clone(), table.transpose(), 4);
-        assert!(max_difference(got, want) < 1e-5);
+        let transposed: Vec<f32> = (0..301 * 96).map(|i| ws[(i % 96) * 301 + i / 96]).collect();
+        let table = Tensor::<2>::from_data(TensorData::new(transposed, [301, 96]), &Device::flex());
+        assert_product(matmul_in_blocks(x, table.transpose(), 4), &xs, &ws, [3, 96, 301]);
     }
 
     #[test]
     fn matmul_columns_is_the_plain_product_on_every_path() {
-        let device = Device::flex();
-        let w = Tensor::<2>::random([16, 1024], Distribution::Normal(0.0, 1.0), &device);
-        let many = Tensor::<2>::random([MAX_ROWS + 1, 16], Distribution::Normal(0.0, 1.0), &device);
-        let want = many.clone().matmul(w.clone());
-        assert!(max_difference(matmul_columns(many, w.clone()), want) < 1e-5);
-        let one = Tensor::<2>::random([1, 16], Distribution::Normal(0.0, 1.0), &device);
-        let want = one.clone().matmul(w.clone());
-        assert!(max_difference(matmul_columns(one, w), want) < 1e-5);
+        let (w, ws) = matrix(16, 1024, 3);
+        let (many, many_s) = matrix(MAX_ROWS + 1, 16, 4);
+        assert_product(
+            matmul_columns(many, w.clone()),
+            &many_s,
+            &ws,
+            [MAX_ROWS + 1, 16, 1024],
+        );
+        let (one, one_s) = matrix(1, 16, 5);
+        assert_product(matmul_columns(one, w), &one_s, &ws, [1, 16, 1024]);
     }
 }
