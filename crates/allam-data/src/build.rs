@@ -3,9 +3,11 @@
 //! Each source is streamed in batches of about [`BuildOptions::batch_bytes`] of text: the batch is
 //! cleaned in parallel (rayon), deduplicated in order (so the result does not depend on the thread
 //! count), tokenised in parallel, and appended to the source's shard with EOS after each document.
-//! Memory is one batch plus the dedup tables (8 bytes per kept document for exact dedup; `4·k`
-//! bytes per document when near-dedup is on); document lengths are streamed to disk
-//! ([`ShardWriter`]) and shards are read back memory-mapped, so nothing else grows with the input.
+//! Memory is one batch, the exact-dedup hashes held in memory (at most
+//! [`BuildOptions::dedup_memory_hashes`]; older ones are spilled to sorted runs on disk) and, when
+//! near-dedup is on, its MinHash signatures (`4·k` bytes per document). Document lengths are
+//! streamed to disk ([`ShardWriter`]) and shards are read back memory-mapped, so with near-dedup
+//! off nothing grows with the input.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -48,6 +50,9 @@ pub struct BuildOptions {
     pub sequences: Option<u64>,
     /// Text bytes per processing batch (bounds memory).
     pub batch_bytes: usize,
+    /// Exact-dedup hashes held in memory per source; more are spilled to sorted runs in a
+    /// temporary directory beside the shards ([`crate::seen::SeenHashes`]).
+    pub dedup_memory_hashes: usize,
 }
 
 impl Default for BuildOptions {
@@ -55,6 +60,7 @@ impl Default for BuildOptions {
         BuildOptions {
             sequences: None,
             batch_bytes: 4 << 20,
+            dedup_memory_hashes: crate::seen::DEFAULT_MEMORY_HASHES,
         }
     }
 }
@@ -105,7 +111,7 @@ pub fn build_source(
     eos: u32,
     seed: u64,
     prefix: &Path,
-    batch_bytes: usize,
+    options: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<SourceBuild> {
     let cfg = &spec.clean;
@@ -118,7 +124,8 @@ pub fn build_source(
         },
     };
     let mut reader = DocReader::new(files.clone(), extract);
-    let mut exact = ExactDedup::new();
+    let shard_dir = prefix.parent().unwrap_or(Path::new("."));
+    let mut exact = ExactDedup::new(shard_dir, options.dedup_memory_hashes);
     let mut near = cfg
         .near_duplicate_threshold
         .map(|t| NearDedup::new(t, cfg.minhash_permutations, seed));
@@ -129,7 +136,7 @@ pub fn build_source(
     loop {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
-        while bytes < batch_bytes {
+        while bytes < options.batch_bytes {
             match reader.next() {
                 None => break,
                 Some(doc) => {
@@ -159,7 +166,7 @@ pub fn build_source(
             match c {
                 Err(reason) => dropped.add(reason),
                 Ok((text, hash, sig)) => {
-                    if cfg.dedup_exact && !exact.insert_hash(hash) {
+                    if cfg.dedup_exact && !exact.insert_hash(hash)? {
                         dropped.add(DropReason::ExactDuplicate);
                         continue;
                     }
@@ -244,7 +251,7 @@ pub fn build(recipe: &Recipe, out: &Path, options: &BuildOptions, progress: &dyn
             eos,
             recipe.seed,
             &shard_dir.join(&spec.name),
-            options.batch_bytes,
+            options,
             progress,
         )?);
     }

@@ -2,7 +2,8 @@
 //!
 //! * **Exact**: [`dedup_key`] lower-cases, removes Arabic diacritics and tatweel, and collapses every
 //!   run of non-alphanumeric characters to one space; the xxh3-64 hash of that string is kept in a
-//!   set (8 bytes per unique document).
+//!   set that keeps a bounded number in memory and spills the rest to sorted runs on disk
+//!   ([`SeenHashes`]), so memory stays flat however many documents a source has.
 //! * **Near**: the document's character 5-grams (of the same normalised text) are hashed and
 //!   MinHashed with `k` permutations `h_i(x) = (a_i·x + b_i) mod 2^64 >> 32`. The signature is
 //!   split into `b` bands of `r` rows (`b·r = k`) chosen so that the LSH S-curve's threshold
@@ -10,10 +11,13 @@
 //!   bucket are candidates, and a candidate is a duplicate when the share of equal signature
 //!   entries (an unbiased Jaccard estimate) reaches the threshold. Kept signatures cost `4·k`
 //!   bytes per document.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::path::Path;
 
 use crate::clean::{is_arabic_diacritic, is_arabic_letter};
+use crate::error::Result;
 use crate::rng::{SplitMix64, mix};
+use crate::seen::SeenHashes;
 
 /// The text that exact deduplication hashes: case-folded, diacritics and tatweel removed,
 /// punctuation and whitespace runs collapsed to single spaces.
@@ -79,16 +83,20 @@ impl std::hash::Hasher for IdentityHasher {
 /// `BuildHasher` for [`IdentityHasher`].
 pub type IdentityBuild = std::hash::BuildHasherDefault<IdentityHasher>;
 
-/// Exact-duplicate filter: remembers the hash of every document it has accepted.
-#[derive(Debug, Default)]
+/// Exact-duplicate filter: remembers the hash of every document it has accepted, in a
+/// [`SeenHashes`] (a bounded number in memory, the rest in sorted runs on disk).
+#[derive(Debug)]
 pub struct ExactDedup {
-    seen: HashSet<u64, IdentityBuild>,
+    seen: SeenHashes,
 }
 
 impl ExactDedup {
-    /// An empty filter.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty filter keeping at most `memory_hashes` hashes in memory and spilling the rest to
+    /// a temporary directory inside `spill_parent`.
+    pub fn new(spill_parent: &Path, memory_hashes: usize) -> Self {
+        ExactDedup {
+            seen: SeenHashes::new(spill_parent, memory_hashes),
+        }
     }
 
     /// Hash of a document's normalised text.
@@ -96,8 +104,9 @@ impl ExactDedup {
         xxhash_rust::xxh3::xxh3_64(dedup_key(text).as_bytes())
     }
 
-    /// Returns `true` if the hash is new (and remembers it), `false` for a duplicate.
-    pub fn insert_hash(&mut self, hash: u64) -> bool {
+    /// Returns `true` if the hash is new (and remembers it), `false` for a duplicate; errors only
+    /// come from spilling to disk.
+    pub fn insert_hash(&mut self, hash: u64) -> Result<bool> {
         self.seen.insert(hash)
     }
 }
@@ -231,10 +240,12 @@ mod tests {
         assert_eq!(dedup_key("Hello,   World!"), "hello world");
         assert_eq!(dedup_key("  hello world "), "hello world");
         assert_eq!(dedup_key("بِسْمِ اللَّهِ"), "بسم الله");
-        let mut d = ExactDedup::new();
-        assert!(d.insert_hash(ExactDedup::hash("Hello, world")));
-        assert!(!d.insert_hash(ExactDedup::hash("hello world!!")));
-        assert!(d.insert_hash(ExactDedup::hash("hello there")));
+        let dir = tempfile::tempdir().unwrap();
+        // One hash in memory: the duplicate is found in a spilled run.
+        let mut d = ExactDedup::new(dir.path(), 1);
+        assert!(d.insert_hash(ExactDedup::hash("Hello, world")).unwrap());
+        assert!(!d.insert_hash(ExactDedup::hash("hello world!!")).unwrap());
+        assert!(d.insert_hash(ExactDedup::hash("hello there")).unwrap());
     }
 
     #[test]

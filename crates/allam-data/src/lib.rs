@@ -45,6 +45,7 @@ pub mod pack;
 pub mod recipe;
 pub mod report;
 pub mod rng;
+pub mod seen;
 pub mod shard;
 pub mod source;
 pub mod stream;

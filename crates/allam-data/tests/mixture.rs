@@ -72,6 +72,7 @@ fn built(d: &Path, sequences: u64) -> (Mixture, Report) {
     let opts = BuildOptions {
         sequences: Some(sequences),
         batch_bytes: 4096, // many small batches exercise the streaming path
+        dedup_memory_hashes: 64,
     };
     let report = build(&r, &out, &opts, &NoProgress).unwrap();
     (Mixture::open(&out).unwrap(), report)
@@ -346,6 +347,51 @@ paths = ["ar.txt"]
     assert_eq!(en.dropped, want);
     assert_eq!(en.documents, 40);
     assert_eq!(en.documents_read, 47);
+}
+
+#[test]
+fn exact_dedup_spilled_to_disk_drops_the_same_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    tokenizer(d);
+    // 300 documents, then the first 120 again (changed only in case and punctuation), so most
+    // duplicates are found in runs on disk when memory holds 4 hashes.
+    let mut docs = varied_english(300);
+    let again: Vec<String> = docs[..120]
+        .iter()
+        .map(|t| format!("{}!", t.to_uppercase()))
+        .collect();
+    docs.extend(again);
+    write(d, "en.txt", lines(&docs).as_bytes());
+    let r = recipe(
+        d,
+        "tokenizer = \"tok.json\"\nseq_len = 16\nseed = 3\n[languages]\nen = 1.0\n\
+         [[sources]]\nname = \"en\"\nlanguage = \"en\"\npaths = [\"en.txt\"]\n",
+    );
+    let mut reports = Vec::new();
+    for (out, memory) in [("in-memory", 1 << 20), ("spilled", 4)] {
+        let options = BuildOptions {
+            batch_bytes: 2048,
+            dedup_memory_hashes: memory,
+            ..BuildOptions::default()
+        };
+        let report = build(&r, &d.join(out), &options, &NoProgress).unwrap();
+        assert_eq!(report.sources["en"].dropped["exact_duplicate"], 120, "{out}");
+        assert_eq!(report.sources["en"].documents, 300, "{out}");
+        // The spill directory is gone: the shard folder holds the shard and nothing else.
+        let mut left: Vec<String> = std::fs::read_dir(d.join(out).join("shards"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["en.bin", "en.idx"], "{out}");
+        reports.push(report.sources);
+    }
+    assert_eq!(reports[0], reports[1]);
+    for ext in ["bin", "idx"] {
+        let shard = |out: &str| std::fs::read(d.join(out).join("shards").join(format!("en.{ext}"))).unwrap();
+        assert_eq!(shard("in-memory"), shard("spilled"), "{ext}");
+    }
 }
 
 #[test]
