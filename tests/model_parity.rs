@@ -149,6 +149,31 @@ fn kv_cache_decoding_with_split_projections_equals_the_full_forward() {
     }
 }
 
+/// Inference runs the backend's fused attention kernel; training composes differentiable ops.
+/// Both must give the same logits, with padding (and so a non-trivial bias) in the batch.
+#[test]
+fn fused_inference_attention_equals_the_differentiable_path() {
+    use burn::module::Module;
+    for name in FIXTURES {
+        let model = load(name).model;
+        let tracked = model.clone().fork(&Device::flex().autodiff()).train();
+        let rows = vec![
+            vec![3, 9, 27, 41, 5, 6, 70, 1],
+            vec![11, 12, 13],
+            vec![70, 1, 4, 8, 2],
+        ];
+        for side in [PaddingSide::Right, PaddingSide::Left] {
+            let batch = TokenBatch::padded(&rows, 0, side);
+            let fused = model.forward(&batch).unwrap();
+            let composed = tracked.forward(&batch).unwrap();
+            assert!(!fused.is_autodiff(), "fused");
+            assert!(composed.is_autodiff(), "composed");
+            let diff = max_abs_diff(&host(fused), &host(composed));
+            assert!(diff < 1e-4, "{name} {side:?}: max |Δ| = {diff}");
+        }
+    }
+}
+
 #[test]
 fn a_padded_batch_equals_its_rows_run_alone() {
     let model = load("tiny-mha-tied-bf16").model;

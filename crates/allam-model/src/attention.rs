@@ -2,6 +2,8 @@
 use burn::module::Module;
 use burn::nn::{Initializer, Linear};
 use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::cache::LayerCache;
@@ -76,16 +78,27 @@ impl Attention {
         };
         let keys = k.dims()[2];
 
-        // Fold the query heads that share a KV head into the sequence axis: no copy of K and V.
-        let q = q.reshape([batch, kvh, groups * seq, d]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar((d as f64).powf(-0.5));
-        let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
-        let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
-        let out = probs
-            .matmul(v)
-            .reshape([batch, h, seq, d])
-            .swap_dims(1, 2)
-            .reshape([batch, seq, h * d]);
+        let scale = (d as f64).powf(-0.5);
+        let out = if q.is_autodiff() {
+            // Training: composed of differentiable ops. The query heads that share a KV head are
+            // folded into the sequence axis, so K and V are not copied per query head.
+            let q = q.reshape([batch, kvh, groups * seq, d]);
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+            let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
+            let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
+            probs.matmul(v).reshape([batch, h, seq, d])
+        } else {
+            // Inference: the backend's fused kernel (Flex: one head's scores at a time, in cache,
+            // heads in parallel; K/V heads shared natively). The bias is broadcast, not copied.
+            let bias = bias.reshape([batch, 1, seq, keys]).expand([batch, h, seq, keys]);
+            let options = AttentionModuleOptions {
+                scale: Some(scale),
+                softcap: None,
+                is_causal: false,
+            };
+            attention(q, k, v, None, Some(bias), options)
+        };
+        let out = out.swap_dims(1, 2).reshape([batch, seq, h * d]);
         project(&self.o_proj, out)
     }
 }
