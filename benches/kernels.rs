@@ -5,11 +5,16 @@
 //! - `head_2048x512x32000`: the untied output head of the 56M training config (2,048 tokens);
 //! - `matvec_576x1536`: one decode-step projection of the SmolLM2 shape (a single row);
 //! - `softmax_causal_9x512x512`: masked attention probabilities for one layer of a 512-token prefill;
+//! - `attention_{composed,fused}_9x512x512`: that layer's whole attention (9 query heads on 3 KV
+//!   heads, head_dim 64): the differentiable ops training uses, and Burn's fused op that inference
+//!   uses on the CPU;
 //! - `rms_norm_2048x512`: the norm of a training step's activations.
 //!
 //! `cargo bench --bench kernels` — numbers in docs/PERFORMANCE.md.
 use burn::nn::RmsNormConfig;
 use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -55,6 +60,32 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(9 * 512 * 512));
     group.bench_function("softmax_causal_9x512x512", |bench| {
         bench.iter(|| softmax(scores.clone() + bias.clone(), 3).into_data())
+    });
+
+    let q = random([1, 9, 512, 64], &device);
+    let (k, v) = (random([1, 3, 512, 64], &device), random([1, 3, 512, 64], &device));
+    group.bench_function("attention_composed_9x512x512", |bench| {
+        bench.iter(|| {
+            // As in `allam_model::Attention` under autodiff: query heads folded per KV head.
+            let scores = q
+                .clone()
+                .reshape([1, 3, 3 * 512, 64])
+                .matmul(k.clone().swap_dims(2, 3));
+            let scores = scores.mul_scalar(0.125).reshape([1, 3, 3, 512, 512]) + bias.clone().unsqueeze();
+            let probs = softmax(scores, 4).reshape([1, 3, 3 * 512, 512]);
+            probs.matmul(v.clone()).into_data()
+        })
+    });
+    let options = AttentionModuleOptions {
+        scale: Some(0.125),
+        softcap: None,
+        is_causal: false,
+    };
+    group.bench_function("attention_fused_9x512x512", |bench| {
+        bench.iter(|| {
+            let bias = bias.clone().expand([1, 9, 512, 512]);
+            attention(q.clone(), k.clone(), v.clone(), None, Some(bias), options).into_data()
+        })
     });
 
     let norm = RmsNormConfig::new(512).init(&device);
