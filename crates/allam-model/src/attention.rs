@@ -83,15 +83,7 @@ impl Attention {
         // autodiff, and the GPU backends given a bias, fall back to composed ops that need K/V
         // repeated per query head.
         let fused = !q.is_autodiff() && q.device() == Device::flex();
-        let out = if !fused {
-            // Composed of differentiable ops. The query heads that share a KV head are folded
-            // into the sequence axis, so K and V are not copied per query head.
-            let q = q.reshape([batch, kvh, groups * seq, d]);
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-            let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
-            let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
-            probs.matmul(v).reshape([batch, h, seq, d])
-        } else {
+        let out = if fused {
             // Flex's fused kernel: one head's scores at a time, in cache, heads in parallel; K/V
             // heads shared natively. The bias is broadcast, not copied.
             let bias = bias.reshape([batch, 1, seq, keys]).expand([batch, h, seq, keys]);
@@ -101,6 +93,14 @@ impl Attention {
                 is_causal: false,
             };
             attention(q, k, v, None, Some(bias), options)
+        } else {
+            // Composed of differentiable ops. The query heads that share a KV head are folded
+            // into the sequence axis, so K and V are not copied per query head.
+            let q = q.reshape([batch, kvh, groups * seq, d]);
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+            let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
+            let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
+            probs.matmul(v).reshape([batch, h, seq, d])
         };
         let out = out.swap_dims(1, 2).reshape([batch, seq, h * d]);
         project(&self.o_proj, out)
