@@ -4,6 +4,9 @@
 # 1x, 10x and 100x input. Inputs are the reference texts in ../shared/data; the 10x copies (each line
 # tagged with its copy number, so deduplication keeps them) are made in /tmp and never committed.
 # SCALES="1 10" skips the 100x run (531 MB of input, ~20 s per build).
+# NEAR=0.8 turns on near-duplicate detection at that Jaccard threshold; the copies then have their
+# words shuffled (per line and copy, seeded) instead of a tag, so they are not near duplicates of
+# each other and the near-dedup tables grow with the input. Inputs go to $WORK/near-x$SCALE.
 #
 #   scripts/bench-data.sh            # uses ../shared next to the repository
 #   SHARED=/path/to/shared scripts/bench-data.sh
@@ -15,33 +18,50 @@ WORK=${WORK:-/tmp/allam-data-bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
 
+NEAR=${NEAR:-}
+export NEAR
 python3 - "$SHARED/data" "$WORK" <<'PY'
-import json, os, sys
+import json, os, random, sys
 src, work = sys.argv[1], sys.argv[2]
+near = bool(os.environ.get("NEAR"))
+
+def vary(text, k, line_no):
+    """Copy k of a line: tagged with k, or (NEAR) its words shuffled by a seeded generator."""
+    if k == 0 or not text.strip():
+        return text
+    if not near:
+        return f"{text} ({k})"
+    words = text.split()
+    random.Random(k * 1_000_003 + line_no).shuffle(words)
+    return " ".join(words)
+
 botchan = open(os.path.join(src, "en_botchan.txt"), encoding="utf-8").read().splitlines()
 quran = [json.loads(l) for l in open(os.path.join(src, "quran_parallel.jsonl"), encoding="utf-8")]
 for scale in map(int, os.environ.get("SCALES", "1 10 100").split()):
-    d = os.path.join(work, f"x{scale}")
+    d = os.path.join(work, f"{'near-' if near else ''}x{scale}")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "botchan.txt"), "w", encoding="utf-8") as f:
         for k in range(scale):
-            for line in botchan:
-                f.write((f"{line} ({k})" if scale > 1 and line.strip() else line) + "\n")
+            for i, line in enumerate(botchan):
+                f.write(vary(line, k, i) + "\n")
     with open(os.path.join(d, "quran.jsonl"), "w", encoding="utf-8") as f:
         for k in range(scale):
-            for r in quran:
-                tag = f" ({k})" if scale > 1 else ""
-                f.write(json.dumps({"id": r["id"], "ar": r["ar"] + tag, "en": r["en"] + tag},
+            for i, r in enumerate(quran):
+                f.write(json.dumps({"id": r["id"], "ar": vary(r["ar"], k, i), "en": vary(r["en"], k, i)},
                                    ensure_ascii=False) + "\n")
 PY
 
 SCALES=${SCALES:-1 10 100}
 export SCALES
+IN=$WORK/${NEAR:+near-}x   # input folder prefix, then the scale
+CLEAN=${NEAR:+near_duplicate_threshold = $NEAR}
 for scale in $SCALES; do
-  cat > "$WORK/x$scale/recipe.toml" <<TOML
+  cat > "${IN}$scale/recipe.toml" <<TOML
 tokenizer = "$TOK"
 seq_len = 2048
 seed = 1234
+[clean]
+$CLEAN
 [languages]
 en = 0.55
 ar = 0.225
@@ -68,7 +88,7 @@ done
 BIN=$CARGO_TARGET_DIR/release/examples/bench_mixture
 
 run() { # threads scale mode
-  RAYON_NUM_THREADS=$1 /usr/bin/time -v "$BIN" "$WORK/x$2/recipe.toml" "$WORK/out-$1-$2" "$3" \
+  RAYON_NUM_THREADS=$1 /usr/bin/time -v "$BIN" "${IN}$2/recipe.toml" "$WORK/out-$1-$2" "$3" \
     2> "$WORK/time-$1-$2-$3.txt"
   echo "  peak RSS ($3, threads=$1, ${2}x): $(grep 'Maximum resident' "$WORK/time-$1-$2-$3.txt" | awk '{print $6}') KiB;" \
        "user+sys $(grep -E 'User time|System time' "$WORK/time-$1-$2-$3.txt" | awk '{s+=$4} END {print s}') s"

@@ -1,13 +1,14 @@
 //! `build`: recipe → cleaned, deduplicated, tokenised shards + `mixture.json` + `report.json`.
 //!
-//! Each source is streamed in batches of about [`BuildOptions::batch_bytes`] of text: the batch is
+//! Each source is streamed in batches of about [`BuildOptions::batch_bytes`] of text (at most
+//! 16,384 documents): the batch is
 //! cleaned in parallel (rayon), deduplicated in order (so the result does not depend on the thread
 //! count), tokenised in parallel, and appended to the source's shard with EOS after each document.
-//! Memory is one batch, the exact-dedup hashes held in memory (at most
-//! [`BuildOptions::dedup_memory_hashes`]; older ones are spilled to sorted runs on disk) and, when
-//! near-dedup is on, its MinHash signatures (`4·k` bytes per document). Document lengths are
-//! streamed to disk ([`ShardWriter`]) and shards are read back memory-mapped, so with near-dedup
-//! off nothing grows with the input.
+//! Memory is one batch plus the dedup tables held in memory: at most
+//! [`BuildOptions::dedup_memory_hashes`] exact-dedup hashes and as many near-dedup LSH buckets;
+//! older entries are spilled to sorted runs on disk, and near-dedup's MinHash signatures go to a
+//! temporary file. Document lengths are streamed to disk ([`ShardWriter`]) and shards are read
+//! back memory-mapped, so nothing grows with the input.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -50,8 +51,9 @@ pub struct BuildOptions {
     pub sequences: Option<u64>,
     /// Text bytes per processing batch (bounds memory).
     pub batch_bytes: usize,
-    /// Exact-dedup hashes held in memory per source; more are spilled to sorted runs in a
-    /// temporary directory beside the shards ([`crate::seen::SeenHashes`]).
+    /// Exact-dedup hashes (and, separately, near-dedup LSH buckets) held in memory per source;
+    /// more are spilled to sorted runs in a temporary directory beside the shards
+    /// ([`crate::seen::SeenHashes`]).
     pub dedup_memory_hashes: usize,
 }
 
@@ -102,6 +104,11 @@ pub fn load_tokenizer(path: &Path, eos_token: Option<&str>) -> Result<(Tokenizer
     Ok((tok, eos))
 }
 
+/// Most documents in one batch: short documents would otherwise make a batch of
+/// `batch_bytes` hold ~100,000 of them, each with its 512-byte MinHash signature when near-dedup is
+/// on (≈ 8 MiB of signatures at this cap).
+const BATCH_DOCUMENTS: usize = 16_384;
+
 /// Reads, cleans, deduplicates and tokenises one source into the shard at `prefix`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_source(
@@ -126,9 +133,16 @@ pub fn build_source(
     let mut reader = DocReader::new(files.clone(), extract);
     let shard_dir = prefix.parent().unwrap_or(Path::new("."));
     let mut exact = ExactDedup::new(shard_dir, options.dedup_memory_hashes);
-    let mut near = cfg
-        .near_duplicate_threshold
-        .map(|t| NearDedup::new(t, cfg.minhash_permutations, seed));
+    let mut near = match cfg.near_duplicate_threshold {
+        Some(t) => Some(NearDedup::new(
+            t,
+            cfg.minhash_permutations,
+            seed,
+            shard_dir,
+            options.dedup_memory_hashes,
+        )?),
+        None => None,
+    };
     let mut dropped = DropCounts::default();
     let mut read = 0u64;
     let mut reported = 0u64;
@@ -136,7 +150,7 @@ pub fn build_source(
     loop {
         let mut batch = Vec::new();
         let mut bytes = 0usize;
-        while bytes < options.batch_bytes {
+        while bytes < options.batch_bytes && batch.len() < BATCH_DOCUMENTS {
             match reader.next() {
                 None => break,
                 Some(doc) => {
@@ -171,7 +185,7 @@ pub fn build_source(
                         continue;
                     }
                     if let (Some(n), Some(sig)) = (near.as_mut(), sig)
-                        && !n.insert(sig)
+                        && !n.insert(sig)?
                     {
                         dropped.add(DropReason::NearDuplicate);
                         continue;

@@ -9,13 +9,14 @@
 //!   split into `b` bands of `r` rows (`b·r = k`) chosen so that the LSH S-curve's threshold
 //!   `(1/b)^(1/r)` is closest to the configured Jaccard threshold; documents sharing a band
 //!   bucket are candidates, and a candidate is a duplicate when the share of equal signature
-//!   entries (an unbiased Jaccard estimate) reaches the threshold. Kept signatures cost `4·k`
-//!   bytes per document.
-use std::collections::HashMap;
-use std::path::Path;
+//!   entries (an unbiased Jaccard estimate) reaches the threshold. Signatures (`4·k` bytes per
+//!   kept document) go to a temporary file and buckets to a [`SeenHashes`], so memory stays flat.
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use crate::clean::{is_arabic_diacritic, is_arabic_letter};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::rng::{SplitMix64, mix};
 use crate::seen::SeenHashes;
 
@@ -111,37 +112,53 @@ impl ExactDedup {
     }
 }
 
-/// Near-duplicate filter (MinHash signatures + banded LSH).
+/// Near-duplicate filter (MinHash signatures + banded LSH) whose memory does not grow with the
+/// number of documents: each LSH bucket remembers the first kept document that fell into it (in a
+/// [`SeenHashes`], spilled to disk past its memory cap), and kept documents' signatures are
+/// appended to a temporary file, read back only to verify a candidate.
+///
+/// A new document is compared with the first document of each bucket it shares; when that one
+/// is not similar enough, later documents of the bucket are not stored there. Buckets shared by
+/// dissimilar documents are rare by construction (the S-curve), and a true near duplicate shares
+/// most bands with its original, so this loses little recall.
 #[derive(Debug)]
 pub struct NearDedup {
     threshold: f64,
     bands: usize,
     rows: usize,
     coeffs: Vec<(u64, u64)>,
-    buckets: Vec<HashMap<u64, Vec<u32>, IdentityBuild>>,
-    signatures: Vec<Box<[u32]>>,
+    buckets: SeenHashes,
+    signatures: SignatureFile,
 }
 
 /// Character n-gram length used for shingling.
 pub const SHINGLE_CHARS: usize = 5;
 
 impl NearDedup {
-    /// A filter for Jaccard `threshold` (in `(0, 1]`) with `permutations` hash functions.
-    pub fn new(threshold: f64, permutations: usize, seed: u64) -> Self {
+    /// A filter for Jaccard `threshold` (in `(0, 1]`) with `permutations` hash functions; its
+    /// temporary files go inside `spill_parent`, and at most `memory_hashes` buckets are held in
+    /// memory.
+    pub fn new(
+        threshold: f64,
+        permutations: usize,
+        seed: u64,
+        spill_parent: &Path,
+        memory_hashes: usize,
+    ) -> Result<Self> {
         let k = permutations.max(2);
         let (bands, rows) = choose_bands(k, threshold);
         let mut rng = SplitMix64::new(mix(seed, 0x4D49_4E48));
         let coeffs = (0..bands * rows)
             .map(|_| (rng.next_u64() | 1, rng.next_u64()))
             .collect();
-        NearDedup {
+        Ok(NearDedup {
             threshold,
             bands,
             rows,
             coeffs,
-            buckets: vec![HashMap::default(); bands],
-            signatures: Vec::new(),
-        }
+            buckets: SeenHashes::new(spill_parent, memory_hashes),
+            signatures: SignatureFile::create(spill_parent, bands * rows)?,
+        })
     }
 
     /// `(bands, rows)` in use.
@@ -181,32 +198,107 @@ impl NearDedup {
         same as f64 / a.len() as f64
     }
 
-    /// Returns `true` and remembers the document when it is not a near duplicate of one seen
-    /// before; `false` for a near duplicate.
-    pub fn insert(&mut self, signature: Box<[u32]>) -> bool {
+    /// Returns `Ok(true)` and remembers the document when it is not a near duplicate of one seen
+    /// before; `Ok(false)` for a near duplicate. Errors come from the temporary files.
+    pub fn insert(&mut self, signature: Box<[u32]>) -> Result<bool> {
+        // One key per band, the band's index mixed in: all bands share one bucket table.
         let band_keys: Vec<u64> = signature
             .chunks(self.rows)
-            .map(|band| {
-                let bytes: Vec<u8> = band.iter().flat_map(|v| v.to_le_bytes()).collect();
-                xxhash_rust::xxh3::xxh3_64(&bytes)
+            .enumerate()
+            .map(|(band, values)| {
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                mix(xxhash_rust::xxh3::xxh3_64(&bytes), band as u64)
             })
             .collect();
-        for (band, key) in band_keys.iter().enumerate() {
-            if let Some(ids) = self.buckets[band].get(key) {
-                for &id in ids {
-                    let other = &self.signatures[id as usize];
+        let mut compared: Vec<u32> = Vec::new();
+        let mut new_buckets = Vec::new();
+        for key in band_keys {
+            match self.buckets.get(key) {
+                None => new_buckets.push(key),
+                Some(id) if !compared.contains(&id) => {
+                    compared.push(id);
+                    let other = self.signatures.read(id)?;
                     if Self::similarity(&signature, other) >= self.threshold {
-                        return false;
+                        return Ok(false);
                     }
                 }
+                Some(_) => {}
             }
         }
-        let id = self.signatures.len() as u32;
-        for (band, key) in band_keys.into_iter().enumerate() {
-            self.buckets[band].entry(key).or_default().push(id);
+        let id = self.signatures.append(&signature)?;
+        for key in new_buckets {
+            self.buckets.insert_new(key, id)?;
         }
-        self.signatures.push(signature);
-        true
+        Ok(true)
+    }
+}
+
+/// Kept documents' signatures, `width` little-endian `u32`s each, appended to a temporary file
+/// and read back by document id.
+#[derive(Debug)]
+struct SignatureFile {
+    writer: BufWriter<tempfile::NamedTempFile>,
+    /// A second handle on the same file (its own read position).
+    reader: File,
+    width: usize,
+    written: u32,
+    /// Documents known to be on disk (the writer flushed).
+    flushed: u32,
+    bytes: Vec<u8>,
+    values: Vec<u32>,
+}
+
+impl SignatureFile {
+    fn create(dir: &Path, width: usize) -> Result<Self> {
+        let file = tempfile::Builder::new()
+            .prefix(".minhash-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| DataError::io(dir, e))?;
+        let reader = File::open(file.path()).map_err(|e| DataError::io(file.path(), e))?;
+        Ok(SignatureFile {
+            writer: BufWriter::with_capacity(1 << 16, file),
+            reader,
+            width,
+            written: 0,
+            flushed: 0,
+            bytes: vec![0; width * 4],
+            values: vec![0; width],
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.writer.get_ref().path().to_path_buf()
+    }
+
+    /// Appends a signature; returns its document id.
+    fn append(&mut self, signature: &[u32]) -> Result<u32> {
+        debug_assert_eq!(signature.len(), self.width);
+        for v in signature {
+            let result = self.writer.write_all(&v.to_le_bytes());
+            result.map_err(|e| DataError::io(self.path(), e))?;
+        }
+        self.written += 1;
+        Ok(self.written - 1)
+    }
+
+    /// The signature of document `id` (one appended before).
+    fn read(&mut self, id: u32) -> Result<&[u32]> {
+        if id >= self.flushed {
+            let result = self.writer.flush();
+            result.map_err(|e| DataError::io(self.path(), e))?;
+            self.flushed = self.written;
+        }
+        let offset = u64::from(id) * self.bytes.len() as u64;
+        let result = self
+            .reader
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.reader.read_exact(&mut self.bytes));
+        result.map_err(|e| DataError::io(self.path(), e))?;
+        for (v, b) in self.values.iter_mut().zip(self.bytes.chunks_exact(4)) {
+            *v = u32::from_le_bytes(b.try_into().expect("4 bytes"));
+        }
+        Ok(&self.values)
     }
 }
 
@@ -250,7 +342,8 @@ mod tests {
 
     #[test]
     fn near_duplicates_are_caught_and_different_texts_kept() {
-        let mut d = NearDedup::new(0.7, 128, 1);
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = NearDedup::new(0.7, 128, 1, dir.path(), 1 << 10).unwrap();
         let a = "The committee approved the new budget for the city library on Tuesday evening \
                  after a long debate about opening hours and the children's reading programme.";
         let b = "The committee approved the new budget for the city library on Tuesday evening \
@@ -260,9 +353,9 @@ mod tests {
         let sa = d.signature(a);
         let sb = d.signature(b);
         assert!(NearDedup::similarity(&sa, &sb) > 0.8);
-        assert!(d.insert(sa));
-        assert!(!d.insert(sb));
-        assert!(d.insert(d.signature(c)));
+        assert!(d.insert(sa).unwrap());
+        assert!(!d.insert(sb).unwrap());
+        assert!(d.insert(d.signature(c)).unwrap());
     }
 
     #[test]

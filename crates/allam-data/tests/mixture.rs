@@ -350,22 +350,25 @@ paths = ["ar.txt"]
 }
 
 #[test]
-fn exact_dedup_spilled_to_disk_drops_the_same_documents() {
+fn dedup_spilled_to_disk_drops_the_same_documents() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     tokenizer(d);
-    // 300 documents, then the first 120 again (changed only in case and punctuation), so most
-    // duplicates are found in runs on disk when memory holds 4 hashes.
+    // 300 documents, then the first 120 again (changed only in case and punctuation) and 60 with
+    // a word added, so most duplicates are found in runs on disk when memory holds 4 entries.
     let mut docs = varied_english(300);
     let again: Vec<String> = docs[..120]
         .iter()
         .map(|t| format!("{}!", t.to_uppercase()))
         .collect();
+    let near: Vec<String> = docs[120..180].iter().map(|t| format!("{t} today")).collect();
     docs.extend(again);
+    docs.extend(near);
     write(d, "en.txt", lines(&docs).as_bytes());
     let r = recipe(
         d,
         "tokenizer = \"tok.json\"\nseq_len = 16\nseed = 3\n[languages]\nen = 1.0\n\
+         [clean]\nnear_duplicate_threshold = 0.7\n\
          [[sources]]\nname = \"en\"\nlanguage = \"en\"\npaths = [\"en.txt\"]\n",
     );
     let mut reports = Vec::new();
@@ -376,9 +379,11 @@ fn exact_dedup_spilled_to_disk_drops_the_same_documents() {
             ..BuildOptions::default()
         };
         let report = build(&r, &d.join(out), &options, &NoProgress).unwrap();
-        assert_eq!(report.sources["en"].dropped["exact_duplicate"], 120, "{out}");
-        assert_eq!(report.sources["en"].documents, 300, "{out}");
-        // The spill directory is gone: the shard folder holds the shard and nothing else.
+        let en = &report.sources["en"];
+        assert_eq!(en.dropped["exact_duplicate"], 120, "{out}");
+        assert!(en.dropped["near_duplicate"] >= 55, "{out}: {:?}", en.dropped);
+        assert_eq!(en.documents + en.dropped["near_duplicate"], 360, "{out}");
+        // The temporaries are gone: the shard folder holds the shard and nothing else.
         let mut left: Vec<String> = std::fs::read_dir(d.join(out).join("shards"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
