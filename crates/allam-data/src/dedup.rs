@@ -250,11 +250,7 @@ struct SignatureFile {
 
 impl SignatureFile {
     fn create(dir: &Path, width: usize) -> Result<Self> {
-        let file = tempfile::Builder::new()
-            .prefix(".minhash-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| DataError::io(dir, e))?;
+        let file = crate::shard::temp_in(dir, ".minhash-")?;
         let reader = File::open(file.path()).map_err(|e| DataError::io(file.path(), e))?;
         Ok(SignatureFile {
             writer: BufWriter::with_capacity(1 << 16, file),

@@ -62,6 +62,10 @@ impl Run {
         u32::from_le_bytes(self.map[o..o + 4].try_into().expect("4 bytes"))
     }
 
+    fn record(&self, i: usize) -> (u64, u32) {
+        (self.at(i), self.value(i))
+    }
+
     /// The value stored with `hash`, if the run holds it.
     fn get(&self, hash: u64) -> Option<u32> {
         self.position(hash).map(|i| self.value(i))
@@ -180,13 +184,13 @@ impl SeenHashes {
     fn spill(&mut self) -> Result<()> {
         let mut sorted: Vec<(u64, u32)> = self.recent.drain().collect();
         sorted.sort_unstable_by_key(|&(hash, _)| hash);
-        let run = self.write_run(sorted.len(), sorted.into_iter())?;
+        let run = self.write_run(sorted.into_iter())?;
         self.runs.push(run);
         while self.runs.len() >= 2 && self.runs[self.runs.len() - 2].len <= self.runs[self.runs.len() - 1].len
         {
             let newer = self.runs.pop().expect("two runs");
             let older = self.runs.pop().expect("two runs");
-            let merged = self.write_run(older.len + newer.len, Merge::new(&older, &newer))?;
+            let merged = self.write_run(Merge::new(&older, &newer))?;
             for old in [older, newer] {
                 drop(old.map);
                 std::fs::remove_file(&old.path).map_err(|e| DataError::io(&old.path, e))?;
@@ -196,8 +200,9 @@ impl SeenHashes {
         Ok(())
     }
 
-    /// Writes `len` records sorted by hash to a new file in the spill directory and maps it.
-    fn write_run(&mut self, len: usize, records: impl Iterator<Item = (u64, u32)>) -> Result<Run> {
+    /// Writes records sorted by hash (at least one) to a new file in the spill directory and maps
+    /// it.
+    fn write_run(&mut self, records: impl Iterator<Item = (u64, u32)>) -> Result<Run> {
         if self.spill_dir.is_none() {
             let dir = tempfile::Builder::new()
                 .prefix(".dedup-")
@@ -217,9 +222,11 @@ impl SeenHashes {
             .open(&path)
             .map_err(io)?;
         let mut out = BufWriter::with_capacity(1 << 16, file);
+        let mut len = 0;
         for (hash, value) in records {
             out.write_all(&hash.to_le_bytes()).map_err(io)?;
             out.write_all(&value.to_le_bytes()).map_err(io)?;
+            len += 1;
         }
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         // An empty file cannot be mapped; runs are never empty (memory_hashes ≥ 1).
@@ -254,21 +261,22 @@ impl Iterator for Merge<'_> {
     type Item = (u64, u32);
 
     fn next(&mut self) -> Option<(u64, u32)> {
-        let a = (self.i < self.a.len).then(|| self.a.at(self.i));
-        let b = (self.j < self.b.len).then(|| self.b.at(self.j));
-        let take_a = match (a, b) {
-            (Some(x), Some(y)) => x <= y,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return None,
-        };
-        Some(if take_a {
-            self.i += 1;
-            (self.a.at(self.i - 1), self.a.value(self.i - 1))
-        } else {
-            self.j += 1;
-            (self.b.at(self.j - 1), self.b.value(self.j - 1))
-        })
+        let a = (self.i < self.a.len).then(|| self.a.record(self.i));
+        let b = (self.j < self.b.len).then(|| self.b.record(self.j));
+        match (a, b) {
+            (Some(x), Some(y)) if y.0 < x.0 => {
+                self.j += 1;
+                Some(y)
+            }
+            (Some(x), _) => {
+                self.i += 1;
+                Some(x)
+            }
+            (None, y) => {
+                self.j += 1;
+                y
+            }
+        }
     }
 }
 

@@ -76,9 +76,10 @@ pub struct ShardWriter {
     bytes: Vec<u8>,
 }
 
-fn temp_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
+/// A temporary file `PREFIX*.tmp` in `dir`, removed on drop unless persisted.
+pub(crate) fn temp_in(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
-        .prefix(".shard-")
+        .prefix(prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| DataError::io(dir, e))
@@ -92,8 +93,8 @@ impl ShardWriter {
         Ok(ShardWriter {
             prefix: prefix.to_path_buf(),
             dtype,
-            bin: BufWriter::with_capacity(1 << 20, temp_in(dir)?),
-            lengths: BufWriter::with_capacity(1 << 16, temp_in(dir)?),
+            bin: BufWriter::with_capacity(1 << 20, temp_in(dir, ".shard-")?),
+            lengths: BufWriter::with_capacity(1 << 16, temp_in(dir, ".shard-")?),
             documents: 0,
             tokens: 0,
             bytes: Vec::new(),
@@ -157,7 +158,7 @@ impl ShardWriter {
 
         let s = self.documents;
         let dir = self.prefix.parent().unwrap_or(Path::new("."));
-        let mut idx = BufWriter::with_capacity(1 << 20, temp_in(dir)?);
+        let mut idx = BufWriter::with_capacity(1 << 20, temp_in(dir, ".shard-")?);
         let write_index = |idx: &mut BufWriter<tempfile::NamedTempFile>| -> std::io::Result<()> {
             idx.write_all(MAGIC)?;
             idx.write_all(&1u64.to_le_bytes())?;
