@@ -66,6 +66,18 @@ def ensure_torch():
     os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
 
 
+# `--device`: cpu (default) or cuda; set in main().
+DEVICE = "cpu"
+
+
+def device_memory_reserved_mb():
+    import torch
+
+    if DEVICE.startswith("cuda"):
+        return round(torch.cuda.max_memory_reserved() / 1048576, 1)
+    return None
+
+
 def peak_rss_mb():
     try:
         with open("/proc/self/status") as f:
@@ -115,7 +127,7 @@ def make_model(s, max_len):
         eos_token_id=None,
         pad_token_id=0,
     )
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model = LlamaForCausalLM(config).to(torch.float32).to(DEVICE)
     return model
 
 
@@ -141,7 +153,7 @@ def bench_train(s, args):
     gen = torch.Generator().manual_seed(args.seed)
 
     def step():
-        ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"]), generator=gen)
+        ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"]), generator=gen).to(DEVICE)
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -168,7 +180,7 @@ def bench_prefill(s, args):
 
     model = make_model(s, s["seq"]).eval()
     gen = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"]), generator=gen)
+    ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"]), generator=gen).to(DEVICE)
 
     def run():
         with torch.inference_mode():
@@ -193,7 +205,7 @@ def bench_decode(s, args):
 
     model = make_model(s, args.prompt_len + args.new_tokens).eval()
     gen = torch.Generator().manual_seed(args.seed)
-    ids = torch.randint(0, s["vocab"], (s["batch"], args.prompt_len), generator=gen)
+    ids = torch.randint(0, s["vocab"], (s["batch"], args.prompt_len), generator=gen).to(DEVICE)
     mask = torch.ones_like(ids)
 
     def run(n):
@@ -229,6 +241,7 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (timings include a sync per step)")
     args = p.parse_args()
     ensure_torch()
 
@@ -238,13 +251,16 @@ def main():
     if args.kind == "check":
         print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__}))
         return
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     kinds = ["train", "decode", "prefill"] if args.kind == "all" else [args.kind]
     for kind in kinds:
         s = shape_of(kind, args)
         out = {"train": bench_train, "decode": bench_decode, "prefill": bench_prefill}[kind](s, args)
-        out.update({"peak_rss_mb": peak_rss_mb(), "steps": len(out["step_seconds"]), "warmup": args.warmup,
+        out.update({"peak_rss_mb": peak_rss_mb(), "device_memory_reserved_mb": device_memory_reserved_mb(),
+                    "device": DEVICE, "steps": len(out["step_seconds"]), "warmup": args.warmup,
                     "dtype": "f32", "threads": args.threads, "seed": args.seed,
                     "torch": torch.__version__, "transformers": transformers.__version__})
         print(json.dumps(out), flush=True)

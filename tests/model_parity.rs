@@ -1,7 +1,10 @@
 //! The model against `transformers`: logits, log-probs and greedy continuations of the fixture
-//! checkpoints (made by `transformers` 5.24), and the equivalences every other stage relies on.
+//! checkpoints (made by `transformers` 5.24), and the equivalences every other stage relies on —
+//! on every device of [`test_devices`] (the CPU, and WGPU/CUDA where built in and present), each
+//! against the same references and the same tolerances.
 use std::path::{Path, PathBuf};
 
+use allam::model::device::test_devices;
 use allam::model::generate::{GenerationConfig, generate};
 use allam::model::score::{score_continuations, sequence_logprobs};
 use allam::model::{KvCache, Llama, LlamaConfig, PaddingSide, PretrainedModel, TokenBatch};
@@ -20,8 +23,8 @@ fn reference(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(name).join("reference.json")).unwrap()).unwrap()
 }
 
-fn load(name: &str) -> PretrainedModel {
-    PretrainedModel::load(&fixture(name), &Device::flex()).unwrap()
+fn load(name: &str, device: &Device) -> PretrainedModel {
+    PretrainedModel::load(&fixture(name), device).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -55,52 +58,58 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn logits_of_every_position_match_transformers() {
-    for name in FIXTURES {
-        let model = load(name).model;
-        let r = reference(name);
-        let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
-        let batch = TokenBatch::padded(&rows, 0, PaddingSide::Right);
-        let got = host(model.forward(&batch).unwrap());
-        let diff = max_abs_diff(&got, &floats(&r["logits"]));
-        assert!(diff < 1e-4, "{name}: max |Δlogit| = {diff}");
+    for (dev, device) in test_devices() {
+        for name in FIXTURES {
+            let model = load(name, &device).model;
+            let r = reference(name);
+            let rows: Vec<Vec<u32>> = r["input_ids"].as_array().unwrap().iter().map(ids).collect();
+            let batch = TokenBatch::padded(&rows, 0, PaddingSide::Right);
+            let got = host(model.forward(&batch).unwrap());
+            let diff = max_abs_diff(&got, &floats(&r["logits"]));
+            assert!(diff < 1e-4, "{dev} {name}: max |Δlogit| = {diff}");
+        }
     }
 }
 
 #[test]
 fn token_logprobs_match_transformers() {
-    for name in FIXTURES {
-        let model = load(name).model;
-        let r = reference(name);
-        for (row, (input, expected)) in r["input_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(r["next_token_logprobs"].as_array().unwrap())
-            .enumerate()
-        {
-            let got = sequence_logprobs(&model, &ids(input)).unwrap();
-            let diff = max_abs_diff(&got, &floats(expected));
-            assert!(diff < 1e-4, "{name} row {row}: max |Δlogprob| = {diff}");
-            let sum: f32 = got.iter().sum();
-            let expected_sum = r["sum_logprob"][row].as_f64().unwrap() as f32;
-            assert!(
-                (sum - expected_sum).abs() < 1e-3,
-                "{name} row {row}: {sum} vs {expected_sum}"
-            );
+    for (dev, device) in test_devices() {
+        for name in FIXTURES {
+            let model = load(name, &device).model;
+            let r = reference(name);
+            for (row, (input, expected)) in r["input_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(r["next_token_logprobs"].as_array().unwrap())
+                .enumerate()
+            {
+                let got = sequence_logprobs(&model, &ids(input)).unwrap();
+                let diff = max_abs_diff(&got, &floats(expected));
+                assert!(diff < 1e-4, "{dev} {name} row {row}: max |Δlogprob| = {diff}");
+                let sum: f32 = got.iter().sum();
+                let expected_sum = r["sum_logprob"][row].as_f64().unwrap() as f32;
+                assert!(
+                    (sum - expected_sum).abs() < 1e-3,
+                    "{dev} {name} row {row}: {sum} vs {expected_sum}"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn greedy_continuation_matches_transformers() {
-    for name in FIXTURES {
-        let model = load(name).model;
-        let r = reference(name);
-        let expected = ids(&r["greedy_continuation"]);
-        let mut config = GenerationConfig::greedy(expected.len());
-        config.eos_token_ids = vec![u32::MAX]; // the reference ran to max_new_tokens
-        let out = generate(&model, &[ids(&r["greedy_prompt"])], &config, |_, _| false).unwrap();
-        assert_eq!(out[0].ids, expected, "{name}");
+    for (dev, device) in test_devices() {
+        for name in FIXTURES {
+            let model = load(name, &device).model;
+            let r = reference(name);
+            let expected = ids(&r["greedy_continuation"]);
+            let mut config = GenerationConfig::greedy(expected.len());
+            config.eos_token_ids = vec![u32::MAX]; // the reference ran to max_new_tokens
+            let out = generate(&model, &[ids(&r["greedy_prompt"])], &config, |_, _| false).unwrap();
+            assert_eq!(out[0].ids, expected, "{dev} {name}");
+        }
     }
 }
 
@@ -123,133 +132,149 @@ fn cached_decoding(model: &Llama, seq: &[u32], prefill: usize) -> Vec<f32> {
 
 #[test]
 fn kv_cache_decoding_equals_the_full_forward() {
-    let model = load("tiny-gqa-untied").model;
-    let seq: Vec<u32> = vec![5, 17, 42, 8, 91, 33, 60, 2, 71, 12];
-    let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
-    let got = cached_decoding(&model, &seq, 4);
-    assert_eq!(got.len(), seq.len() * model.config.vocab_size);
-    let diff = max_abs_diff(&got, &full);
-    assert!(diff < 1e-4, "max |Δ| = {diff}");
-}
-
-/// A model wide enough that decode-sized projections are split over threads
-/// (`allam_model::split`), tied and untied: cached decoding must still equal the full forward.
-#[test]
-fn kv_cache_decoding_with_split_projections_equals_the_full_forward() {
-    for tied in [false, true] {
-        let config = LlamaConfig::new(700, 256, 512, 2, 4, 2, 64)
-            .with_tie_word_embeddings(tied)
-            .with_initializer_range(0.05);
-        let model: Llama = config.init(&Device::flex());
-        // More than 8 tokens, so the full forward takes the unsplit path.
-        let seq: Vec<u32> = vec![5, 17, 642, 8, 91, 333, 60, 2, 699, 40, 1, 250];
+    for (dev, device) in test_devices() {
+        let model = load("tiny-gqa-untied", &device).model;
+        let seq: Vec<u32> = vec![5, 17, 42, 8, 91, 33, 60, 2, 71, 12];
         let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
-        let diff = max_abs_diff(&cached_decoding(&model, &seq, 3), &full);
-        assert!(diff < 1e-4, "tied = {tied}: max |Δ| = {diff}");
+        let got = cached_decoding(&model, &seq, 4);
+        assert_eq!(got.len(), seq.len() * model.config.vocab_size);
+        let diff = max_abs_diff(&got, &full);
+        assert!(diff < 1e-4, "{dev}: max |Δ| = {diff}");
     }
 }
 
-/// Inference runs the backend's fused attention kernel; training composes differentiable ops.
-/// Both must give the same logits, with padding (and so a non-trivial bias) in the batch.
+/// A model wide enough that decode-sized projections are split over threads on the CPU
+/// (`allam_model::split`; one product on a GPU), tied and untied: cached decoding must still
+/// equal the full forward.
 #[test]
-fn fused_inference_attention_equals_the_differentiable_path() {
+fn kv_cache_decoding_with_split_projections_equals_the_full_forward() {
+    for (dev, device) in test_devices() {
+        for tied in [false, true] {
+            let config = LlamaConfig::new(700, 256, 512, 2, 4, 2, 64)
+                .with_tie_word_embeddings(tied)
+                .with_initializer_range(0.05);
+            let model: Llama = config.init(&device);
+            // More than 8 tokens, so the full forward takes the unsplit path.
+            let seq: Vec<u32> = vec![5, 17, 642, 8, 91, 333, 60, 2, 699, 40, 1, 250];
+            let full = host(model.forward(&TokenBatch::single(&seq)).unwrap());
+            let diff = max_abs_diff(&cached_decoding(&model, &seq, 3), &full);
+            assert!(diff < 1e-4, "{dev} tied = {tied}: max |Δ| = {diff}");
+        }
+    }
+}
+
+/// Inference runs the CPU backend's fused attention kernel (other backends compose the same ops
+/// as training); training composes differentiable ops. Both must give the same logits, with
+/// padding (and so a non-trivial bias) in the batch.
+#[test]
+fn inference_attention_equals_the_differentiable_path() {
     use burn::module::Module;
-    for name in FIXTURES {
-        let model = load(name).model;
-        let tracked = model.clone().fork(&Device::flex().autodiff()).train();
-        let rows = vec![
-            vec![3, 9, 27, 41, 5, 6, 70, 1],
-            vec![11, 12, 13],
-            vec![70, 1, 4, 8, 2],
-        ];
-        for side in [PaddingSide::Right, PaddingSide::Left] {
-            let batch = TokenBatch::padded(&rows, 0, side);
-            let fused = model.forward(&batch).unwrap();
-            let composed = tracked.forward(&batch).unwrap();
-            assert!(!fused.is_autodiff(), "fused");
-            assert!(composed.is_autodiff(), "composed");
-            let diff = max_abs_diff(&host(fused), &host(composed));
-            assert!(diff < 1e-4, "{name} {side:?}: max |Δ| = {diff}");
+    for (dev, device) in test_devices() {
+        for name in FIXTURES {
+            let model = load(name, &device).model;
+            let tracked = model.clone().fork(&device.clone().autodiff()).train();
+            let rows = vec![
+                vec![3, 9, 27, 41, 5, 6, 70, 1],
+                vec![11, 12, 13],
+                vec![70, 1, 4, 8, 2],
+            ];
+            for side in [PaddingSide::Right, PaddingSide::Left] {
+                let batch = TokenBatch::padded(&rows, 0, side);
+                let inference = model.forward(&batch).unwrap();
+                let composed = tracked.forward(&batch).unwrap();
+                assert!(!inference.is_autodiff(), "inference");
+                assert!(composed.is_autodiff(), "composed");
+                let diff = max_abs_diff(&host(inference), &host(composed));
+                assert!(diff < 1e-4, "{dev} {name} {side:?}: max |Δ| = {diff}");
+            }
         }
     }
 }
 
 #[test]
 fn a_padded_batch_equals_its_rows_run_alone() {
-    let model = load("tiny-mha-tied-bf16").model;
-    let rows = vec![vec![3, 9, 27, 41, 5, 6], vec![11, 12], vec![70, 1, 4, 8]];
-    let vocab = model.config.vocab_size;
-    for side in [PaddingSide::Right, PaddingSide::Left] {
-        let batch = TokenBatch::padded(&rows, 0, side);
-        let got = host(model.forward(&batch).unwrap());
-        for (r, row) in rows.iter().enumerate() {
-            let alone = host(model.forward(&TokenBatch::single(row)).unwrap());
-            let offset = match side {
-                PaddingSide::Right => 0,
-                PaddingSide::Left => batch.len - row.len(),
-            };
-            let start = (r * batch.len + offset) * vocab;
-            let diff = max_abs_diff(&got[start..start + row.len() * vocab], &alone);
-            assert!(diff < 1e-4, "{side:?} row {r}: max |Δ| = {diff}");
+    for (dev, device) in test_devices() {
+        let model = load("tiny-mha-tied-bf16", &device).model;
+        let rows = vec![vec![3, 9, 27, 41, 5, 6], vec![11, 12], vec![70, 1, 4, 8]];
+        let vocab = model.config.vocab_size;
+        for side in [PaddingSide::Right, PaddingSide::Left] {
+            let batch = TokenBatch::padded(&rows, 0, side);
+            let got = host(model.forward(&batch).unwrap());
+            for (r, row) in rows.iter().enumerate() {
+                let alone = host(model.forward(&TokenBatch::single(row)).unwrap());
+                let offset = match side {
+                    PaddingSide::Right => 0,
+                    PaddingSide::Left => batch.len - row.len(),
+                };
+                let start = (r * batch.len + offset) * vocab;
+                let diff = max_abs_diff(&got[start..start + row.len() * vocab], &alone);
+                assert!(diff < 1e-4, "{dev} {side:?} row {r}: max |Δ| = {diff}");
+            }
         }
     }
 }
 
 #[test]
 fn a_packed_row_equals_its_documents_run_separately() {
-    let model = load("tiny-gqa-untied").model;
-    let (a, b) = (vec![4u32, 8, 15, 16, 23], vec![42u32, 7, 9]);
-    let packed = TokenBatch::packed(
-        1,
-        8,
-        [a.clone(), b.clone()].concat(),
-        vec![0, 0, 0, 0, 0, 1, 1, 1],
-    )
-    .unwrap();
-    let got = host(model.forward(&packed).unwrap());
-    let expected = [
-        host(model.forward(&TokenBatch::single(&a)).unwrap()),
-        host(model.forward(&TokenBatch::single(&b)).unwrap()),
-    ]
-    .concat();
-    let diff = max_abs_diff(&got, &expected);
-    assert!(diff < 1e-4, "max |Δ| = {diff}");
-    // and without document ids the second document does see the first
-    let unpacked = host(model.forward(&TokenBatch::single(&packed.input_ids)).unwrap());
-    assert!(max_abs_diff(&unpacked, &expected) > 1e-3);
+    for (dev, device) in test_devices() {
+        let model = load("tiny-gqa-untied", &device).model;
+        let (a, b) = (vec![4u32, 8, 15, 16, 23], vec![42u32, 7, 9]);
+        let packed = TokenBatch::packed(
+            1,
+            8,
+            [a.clone(), b.clone()].concat(),
+            vec![0, 0, 0, 0, 0, 1, 1, 1],
+        )
+        .unwrap();
+        let got = host(model.forward(&packed).unwrap());
+        let expected = [
+            host(model.forward(&TokenBatch::single(&a)).unwrap()),
+            host(model.forward(&TokenBatch::single(&b)).unwrap()),
+        ]
+        .concat();
+        let diff = max_abs_diff(&got, &expected);
+        assert!(diff < 1e-4, "{dev}: max |Δ| = {diff}");
+        // and without document ids the second document does see the first
+        let unpacked = host(model.forward(&TokenBatch::single(&packed.input_ids)).unwrap());
+        assert!(max_abs_diff(&unpacked, &expected) > 1e-3, "{dev}");
+    }
 }
 
 #[test]
 fn batched_generation_equals_one_prompt_at_a_time() {
-    let model = load("tiny-gqa-untied").model;
-    let prompts = vec![vec![1, 39, 13, 16, 8, 49], vec![1, 34, 80], vec![1, 5]];
-    let config = GenerationConfig {
-        eos_token_ids: vec![u32::MAX],
-        ..GenerationConfig::greedy(6)
-    };
-    let together = generate(&model, &prompts, &config, |_, _| false).unwrap();
-    for (p, out) in prompts.iter().zip(&together) {
-        let alone = generate(&model, std::slice::from_ref(p), &config, |_, _| false).unwrap();
-        assert_eq!(out.ids, alone[0].ids);
+    for (dev, device) in test_devices() {
+        let model = load("tiny-gqa-untied", &device).model;
+        let prompts = vec![vec![1, 39, 13, 16, 8, 49], vec![1, 34, 80], vec![1, 5]];
+        let config = GenerationConfig {
+            eos_token_ids: vec![u32::MAX],
+            ..GenerationConfig::greedy(6)
+        };
+        let together = generate(&model, &prompts, &config, |_, _| false).unwrap();
+        for (p, out) in prompts.iter().zip(&together) {
+            let alone = generate(&model, std::slice::from_ref(p), &config, |_, _| false).unwrap();
+            assert_eq!(out.ids, alone[0].ids, "{dev}");
+        }
     }
 }
 
 #[test]
 fn scores_do_not_depend_on_batch_size() {
-    let model = load("tiny-mha-tied-bf16").model;
-    let requests: Vec<(Vec<u32>, Vec<u32>)> = (0..5u32)
-        .map(|i| ((1..4 + i).collect(), (10 + i..13 + 2 * i).collect()))
-        .collect();
-    let one = score_continuations(&model, &requests, 1).unwrap();
-    let all = score_continuations(&model, &requests, 5).unwrap();
-    for (a, b) in one.iter().zip(&all) {
-        assert!(
-            (a.logprob - b.logprob).abs() < 1e-4,
-            "{} vs {}",
-            a.logprob,
-            b.logprob
-        );
-        assert_eq!(a.is_greedy, b.is_greedy);
+    for (dev, device) in test_devices() {
+        let model = load("tiny-mha-tied-bf16", &device).model;
+        let requests: Vec<(Vec<u32>, Vec<u32>)> = (0..5u32)
+            .map(|i| ((1..4 + i).collect(), (10 + i..13 + 2 * i).collect()))
+            .collect();
+        let one = score_continuations(&model, &requests, 1).unwrap();
+        let all = score_continuations(&model, &requests, 5).unwrap();
+        for (a, b) in one.iter().zip(&all) {
+            assert!(
+                (a.logprob - b.logprob).abs() < 1e-4,
+                "{dev}: {} vs {}",
+                a.logprob,
+                b.logprob
+            );
+            assert_eq!(a.is_greedy, b.is_greedy, "{dev}");
+        }
     }
 }
 

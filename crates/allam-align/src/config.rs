@@ -106,7 +106,7 @@ pub struct AlignTrain {
     /// Micro-batches per step.
     #[serde(default = "one")]
     pub grad_accum: usize,
-    /// `cpu`, `cuda[:N]` or `wgpu`.
+    /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,
 }

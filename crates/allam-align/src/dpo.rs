@@ -302,31 +302,25 @@ impl DpoConfig {
     }
 }
 
-/// The per-pair losses and what to log.
+/// The per-pair losses and what to log. The logged values stay on the device, outside the
+/// autodiff graph (the trainer reads a step's metrics back once).
 #[derive(Clone, Debug)]
 pub struct DpoOutput {
     /// Per-pair losses, `[pairs]` (take `.mean()` as TRL does, or sum).
     pub loss: Tensor<1>,
-    /// `β·(log π(chosen) − log ref(chosen))` per pair.
-    pub rewards_chosen: Vec<f32>,
-    /// `β·(log π(rejected) − log ref(rejected))` per pair.
-    pub rewards_rejected: Vec<f32>,
-    /// `rewards_chosen − rewards_rejected` per pair.
-    pub margins: Vec<f32>,
-    /// Fraction of pairs with `rewards_chosen > rewards_rejected`.
-    pub accuracy: f32,
+    /// `β·(log π(chosen) − log ref(chosen))` per pair, `[pairs]`.
+    pub rewards_chosen: Tensor<1>,
+    /// `β·(log π(rejected) − log ref(rejected))` per pair, `[pairs]`.
+    pub rewards_rejected: Tensor<1>,
+    /// `rewards_chosen − rewards_rejected` per pair, `[pairs]`.
+    pub margins: Tensor<1>,
+    /// Pairs with `rewards_chosen > rewards_rejected`, `[1]` (a count, not a fraction).
+    pub correct: Tensor<1>,
 }
 
 /// `log σ(x) = min(x, 0) − log(1 + e^{−|x|})`, finite for every finite `x`.
 pub fn log_sigmoid(x: Tensor<1>) -> Tensor<1> {
     x.clone().clamp_max(0.0) - x.abs().neg().exp().log1p()
-}
-
-fn host(t: Tensor<1>) -> Result<Vec<f32>> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| AlignError::Input(format!("cannot read tensor: {e:?}")))
 }
 
 /// The DPO loss of each pair from summed response log-probabilities of the policy and the
@@ -359,19 +353,18 @@ pub fn dpo_loss(
         }
         DpoLossKind::Hinge => relu(h.mul_scalar(-beta).add_scalar(1.0)),
     };
-    let rewards_chosen = host((policy_chosen.detach() - ref_chosen.detach()).mul_scalar(beta))?;
-    let rewards_rejected = host((policy_rejected.detach() - ref_rejected.detach()).mul_scalar(beta))?;
-    let margins: Vec<f32> = rewards_chosen
-        .iter()
-        .zip(&rewards_rejected)
-        .map(|(c, r)| c - r)
-        .collect();
-    let accuracy = margins.iter().filter(|&&m| m > 0.0).count() as f32 / margins.len() as f32;
+    let reward = |policy: Tensor<1>, reference: Tensor<1>| {
+        (policy.without_autodiff() - reference.without_autodiff()).mul_scalar(beta)
+    };
+    let rewards_chosen = reward(policy_chosen, ref_chosen);
+    let rewards_rejected = reward(policy_rejected, ref_rejected);
+    let margins = rewards_chosen.clone() - rewards_rejected.clone();
+    let correct = margins.clone().greater_elem(0.0).float().sum();
     Ok(DpoOutput {
         loss,
         rewards_chosen,
         rewards_rejected,
         margins,
-        accuracy,
+        correct,
     })
 }

@@ -267,13 +267,17 @@ impl Objective for DpoObjective {
         };
         let out = dpo_loss(pc, pr, rc, rr, &self.config).map_err(fail)?;
         let n = batch.len() as f64;
-        let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
-        let metric = |s: f64| MetricSum { sum: s, count: n };
         let metrics = BTreeMap::from([
-            ("rewards_chosen".to_string(), metric(sum(&out.rewards_chosen))),
-            ("rewards_rejected".to_string(), metric(sum(&out.rewards_rejected))),
-            ("margin".to_string(), metric(sum(&out.margins))),
-            ("accuracy".to_string(), metric(f64::from(out.accuracy) * n)),
+            (
+                "rewards_chosen".to_string(),
+                MetricSum::new(out.rewards_chosen, n),
+            ),
+            (
+                "rewards_rejected".to_string(),
+                MetricSum::new(out.rewards_rejected, n),
+            ),
+            ("margin".to_string(), MetricSum::new(out.margins, n)),
+            ("accuracy".to_string(), MetricSum::new(out.correct, n)),
         ]);
         Ok(LossOutput {
             loss_sum: out.loss.sum(),

@@ -78,15 +78,16 @@ fn cached_and_in_memory_references_give_the_same_losses() {
     assert!(!dir.path().join("b/reference_logprobs.json").exists());
 }
 
-#[test]
-fn sft_trains_assistant_tokens_and_reports_packing() {
-    let conversations = r#"{"messages": [{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"}]}
+const CONVERSATIONS: &str = r#"{"messages": [{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"}]}
 {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Colour of the sky?"}, {"role": "assistant", "content": "Blue."}]}
 {"instruction": "Translate to Arabic", "input": "cat", "output": "قطة"}
 "#;
+
+#[test]
+fn sft_trains_assistant_tokens_and_reports_packing() {
     let dir = tempfile::tempdir().unwrap();
     let body = "[schedule]\nkind = \"constant\"\nlr = 1e-2\n[train]\nepochs = 20\nmicro_batch_size = 1\n[checkpoint]\nkeep = 1\n";
-    let config = setup(dir.path(), conversations, body);
+    let config = setup(dir.path(), CONVERSATIONS, body);
     let run = dir.path().join("run");
     let summary = run_sft(&config, &run, None, false, &Quiet).unwrap();
     // three short conversations fit one row of 256 bytes: 20 epochs of one row = 20 steps
@@ -120,4 +121,53 @@ fn the_reference_cache_is_recomputed_when_the_pairs_change() {
     assert_ne!(first.key, second.key);
     assert_ne!(first.values[0], second.values[0]);
     assert_eq!(first.values[1..], second.values[1..]);
+}
+
+/// Three SFT steps and three DPO steps (cached reference) on every test device give the CPU's
+/// losses, and DPO the CPU's rewards, to 1e-4 relative: the same stages, configured only by
+/// `[train] device`.
+#[test]
+fn sft_and_dpo_steps_agree_on_every_device() {
+    let metrics = |device: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let sft = format!(
+            "[schedule]\nkind = \"constant\"\nlr = 1e-2\n[train]\ndevice = \"{device}\"\nmax_steps = 3\n\
+             micro_batch_size = 1\n[checkpoint]\nkeep = 1\n"
+        );
+        let config = setup(dir.path(), CONVERSATIONS, &sft);
+        run_sft(&config, &dir.path().join("sft"), None, false, &Quiet).unwrap();
+        let dpo = DPO_BODY
+            .replace("REF", "cached")
+            .replace("max_steps = 12", &format!("max_steps = 3\ndevice = \"{device}\""));
+        let config = setup(dir.path(), PAIRS, &dpo);
+        run_dpo(&config, &dir.path().join("dpo"), None, false, &Quiet).unwrap();
+        (rows(&dir.path().join("sft")), rows(&dir.path().join("dpo")))
+    };
+    let (sft_cpu, dpo_cpu) = metrics("cpu");
+    assert_eq!((sft_cpu.len(), dpo_cpu.len()), (3, 3));
+    for (dev, _) in allam_model::device::test_devices() {
+        let (sft, dpo) = metrics(dev);
+        let keys = [
+            ("sft", &sft, &sft_cpu, &["loss"][..]),
+            (
+                "dpo",
+                &dpo,
+                &dpo_cpu,
+                &["loss", "rewards_chosen", "rewards_rejected"][..],
+            ),
+        ];
+        for (stage, got, want, names) in keys {
+            assert_eq!(got.len(), want.len(), "{dev} {stage}");
+            for (g, w) in got.iter().zip(want) {
+                for name in names {
+                    let (a, b) = (g[name].as_f64().unwrap(), w[name].as_f64().unwrap());
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{dev} {stage} step {}: {name} {a} vs {b}",
+                        w["step"]
+                    );
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `allam-eval` against the reference fixtures: log-probabilities, batch-size invariance,
-//! perplexity and bits per byte.
+//! perplexity and bits per byte — the model-running ones on every device of
+//! `allam_model::device::test_devices`.
 use std::path::{Path, PathBuf};
 
 use allam_eval::{
@@ -7,6 +8,8 @@ use allam_eval::{
     text_stats,
 };
 use allam_model::PretrainedModel;
+use allam_model::device::test_devices;
+use burn::tensor::Device;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -16,9 +19,12 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> (PretrainedModel, Value) {
+    load_on(name, &allam_model::device::select("cpu").unwrap())
+}
+
+fn load_on(name: &str, device: &Device) -> (PretrainedModel, Value) {
     let dir = fixture(name);
-    let device = allam_model::device::select("cpu").unwrap();
-    let model = PretrainedModel::load(&dir, &device).unwrap();
+    let model = PretrainedModel::load(&dir, device).unwrap();
     let text = std::fs::read_to_string(dir.join("reference.json")).unwrap();
     (model, serde_json::from_str(&text).unwrap())
 }
@@ -65,27 +71,29 @@ fn requests_from_reference(reference: &Value) -> (Vec<EncodedRequest>, Vec<f64>)
 
 #[test]
 fn scores_equal_the_reference_logprobs() {
-    for name in ["tiny-gqa-untied", "tiny-mha-tied-bf16"] {
-        let (model, reference) = load(name);
-        let (requests, expected) = requests_from_reference(&reference);
-        let scores = score_encoded(&model.model, &requests, 4).unwrap();
-        for (score, expected) in scores.iter().zip(&expected) {
-            assert!(
-                (score.logprob - expected).abs() < 1e-3,
-                "{name}: {} vs {expected}",
-                score.logprob
-            );
+    for (dev, device) in test_devices() {
+        for name in ["tiny-gqa-untied", "tiny-mha-tied-bf16"] {
+            let (model, reference) = load_on(name, &device);
+            let (requests, expected) = requests_from_reference(&reference);
+            let scores = score_encoded(&model.model, &requests, 4).unwrap();
+            for (score, expected) in scores.iter().zip(&expected) {
+                assert!(
+                    (score.logprob - expected).abs() < 1e-3,
+                    "{dev} {name}: {} vs {expected}",
+                    score.logprob
+                );
+            }
+            let greedy = EncodedRequest {
+                context: ids(&reference["greedy_prompt"]),
+                continuation: ids(&reference["greedy_continuation"]),
+            };
+            let mut wrong = greedy.clone();
+            let last = wrong.continuation.len() - 1;
+            wrong.continuation[last] = (wrong.continuation[last] + 1) % 50 + 3;
+            let scores = score_encoded(&model.model, &[greedy, wrong], 2).unwrap();
+            assert!(scores[0].is_greedy, "{dev} {name}: the greedy continuation");
+            assert!(!scores[1].is_greedy, "{dev} {name}: a changed continuation");
         }
-        let greedy = EncodedRequest {
-            context: ids(&reference["greedy_prompt"]),
-            continuation: ids(&reference["greedy_continuation"]),
-        };
-        let mut wrong = greedy.clone();
-        let last = wrong.continuation.len() - 1;
-        wrong.continuation[last] = (wrong.continuation[last] + 1) % 50 + 3;
-        let scores = score_encoded(&model.model, &[greedy, wrong], 2).unwrap();
-        assert!(scores[0].is_greedy, "{name}: the greedy continuation");
-        assert!(!scores[1].is_greedy, "{name}: a changed continuation");
     }
 }
 
@@ -147,53 +155,60 @@ fn an_empty_context_without_bos_is_an_error_not_a_panic() {
 
 #[test]
 fn bits_per_byte_by_hand() {
-    let (model, _) = load("tiny-gqa-untied");
-    let text = "the cat sat.";
-    let ids = model.tokenizer().unwrap().encode(text, true).unwrap();
-    let by_hand = score_encoded(
-        &model.model,
-        &[EncodedRequest {
-            context: ids[..1].to_vec(),
-            continuation: ids[1..].to_vec(),
-        }],
-        1,
-    )
-    .unwrap();
-    let nll = -by_hand[0].logprob;
-    let stats = text_stats(&model, text, SlidingWindow::for_model(&model.model), 1).unwrap();
-    assert_eq!(stats.tokens, ids.len() - 1);
-    assert_eq!(stats.bytes, 12);
-    assert!((stats.nll - nll).abs() < 1e-4);
-    let bpb = nll / (std::f64::consts::LN_2 * 12.0);
-    assert!((stats.bits_per_byte() - bpb).abs() < 1e-5);
-    let ppl = (nll / (ids.len() - 1) as f64).exp();
-    assert!((stats.perplexity() - ppl).abs() < 1e-3);
+    for (dev, device) in test_devices() {
+        let (model, _) = load_on("tiny-gqa-untied", &device);
+        let text = "the cat sat.";
+        let ids = model.tokenizer().unwrap().encode(text, true).unwrap();
+        let by_hand = score_encoded(
+            &model.model,
+            &[EncodedRequest {
+                context: ids[..1].to_vec(),
+                continuation: ids[1..].to_vec(),
+            }],
+            1,
+        )
+        .unwrap();
+        let nll = -by_hand[0].logprob;
+        let stats = text_stats(&model, text, SlidingWindow::for_model(&model.model), 1).unwrap();
+        assert_eq!(stats.tokens, ids.len() - 1, "{dev}");
+        assert_eq!(stats.bytes, 12, "{dev}");
+        assert!((stats.nll - nll).abs() < 1e-4, "{dev}: {} vs {nll}", stats.nll);
+        let bpb = nll / (std::f64::consts::LN_2 * 12.0);
+        assert!((stats.bits_per_byte() - bpb).abs() < 1e-5, "{dev}");
+        let ppl = (nll / (ids.len() - 1) as f64).exp();
+        assert!((stats.perplexity() - ppl).abs() < 1e-3, "{dev}");
+    }
 }
 
 #[test]
 fn sliding_windows_score_every_token_once() {
-    let (model, _) = load("tiny-gqa-untied");
-    let text = "the quick brown fox jumps over the lazy dog, again and again!";
-    let ids = model.tokenizer().unwrap().encode(text, true).unwrap();
-    let full = SlidingWindow::for_model(&model.model);
-    let (tokens, whole) = sequence_nll(&model.model, &ids, full, 1).unwrap();
-    assert_eq!(tokens, ids.len() - 1);
-    // Small windows see less context, so the total changes, but every token is still scored.
-    for (window, stride) in [(8, 8), (8, 3), (5, 1)] {
-        let w = SlidingWindow { window, stride };
-        let (n, nll) = sequence_nll(&model.model, &ids, w, 3).unwrap();
-        assert_eq!(n, ids.len() - 1);
-        assert!(nll.is_finite() && nll > 0.0);
-        let (_, again) = sequence_nll(&model.model, &ids, w, 1).unwrap();
-        assert!((nll - again).abs() < 1e-3, "batch size changes {window}/{stride}");
+    for (dev, device) in test_devices() {
+        let (model, _) = load_on("tiny-gqa-untied", &device);
+        let text = "the quick brown fox jumps over the lazy dog, again and again!";
+        let ids = model.tokenizer().unwrap().encode(text, true).unwrap();
+        let full = SlidingWindow::for_model(&model.model);
+        let (tokens, whole) = sequence_nll(&model.model, &ids, full, 1).unwrap();
+        assert_eq!(tokens, ids.len() - 1, "{dev}");
+        // Small windows see less context, so the total changes, but every token is still scored.
+        for (window, stride) in [(8, 8), (8, 3), (5, 1)] {
+            let w = SlidingWindow { window, stride };
+            let (n, nll) = sequence_nll(&model.model, &ids, w, 3).unwrap();
+            assert_eq!(n, ids.len() - 1, "{dev}");
+            assert!(nll.is_finite() && nll > 0.0, "{dev}");
+            let (_, again) = sequence_nll(&model.model, &ids, w, 1).unwrap();
+            assert!(
+                (nll - again).abs() < 1e-3,
+                "{dev}: batch size changes {window}/{stride}"
+            );
+        }
+        // A window as long as the text is one pass: the same as the full window.
+        let w = SlidingWindow {
+            window: ids.len(),
+            stride: ids.len(),
+        };
+        let (_, same) = sequence_nll(&model.model, &ids, w, 1).unwrap();
+        assert!((same - whole).abs() < 1e-4, "{dev}");
+        let bad = SlidingWindow { window: 4, stride: 5 };
+        assert!(sequence_nll(&model.model, &ids, bad, 1).is_err(), "{dev}");
     }
-    // A window as long as the text is one pass: the same as the full window.
-    let w = SlidingWindow {
-        window: ids.len(),
-        stride: ids.len(),
-    };
-    let (_, same) = sequence_nll(&model.model, &ids, w, 1).unwrap();
-    assert!((same - whole).abs() < 1e-4);
-    let bad = SlidingWindow { window: 4, stride: 5 };
-    assert!(sequence_nll(&model.model, &ids, bad, 1).is_err());
 }

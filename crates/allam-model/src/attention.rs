@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
+use crate::device::is_cpu;
 use crate::mlp::linear;
 use crate::rope::RotaryTables;
 use crate::split::project;
@@ -82,7 +83,7 @@ impl Attention {
         // The fused kernel runs on the CPU backend only when nothing is differentiated: Burn's
         // autodiff, and the GPU backends given a bias, fall back to composed ops that need K/V
         // repeated per query head.
-        let fused = !q.is_autodiff() && q.device() == Device::flex();
+        let fused = !q.is_autodiff() && is_cpu(&q.device());
         let out = if fused {
             // Flex's fused kernel: one head's scores at a time, in cache, heads in parallel; K/V
             // heads shared natively. The bias is broadcast, not copied.

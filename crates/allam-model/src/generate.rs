@@ -1,9 +1,11 @@
 //! Batched generation with a KV cache: greedy, temperature, top-k and top-p sampling.
+use burn::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::batch::{PaddingSide, TokenBatch};
 use crate::cache::KvCache;
+use crate::device::is_cpu;
 use crate::error::{ModelError, Result};
 use crate::model::Llama;
 
@@ -216,17 +218,13 @@ pub fn generate(
         let logits = model.forward_cached(&batch, &mut cache)?;
         let [_, len, vocab] = logits.dims();
         let last = logits.narrow(1, len - 1, 1).reshape([rows, vocab]);
-        let host = last
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| ModelError::Input(format!("{e:?}")))?;
+        let chosen = choose_next(last, config, &mut samplers, &done)?;
         let mut next = vec![pad; rows];
         for row in 0..rows {
             if done[row] {
                 continue;
             }
-            let id = samplers[row].sample(&host[row * vocab..(row + 1) * vocab]);
+            let id = chosen[row];
             next[row] = id;
             outputs[row].ids.push(id);
             if eos.contains(&id) {
@@ -251,6 +249,34 @@ pub fn generate(
         positions.iter_mut().for_each(|p| *p += 1);
     }
     Ok(outputs)
+}
+
+/// The next token of every row from its last logits `[rows, vocab]` (rows that are `done` get
+/// a placeholder). Greedy decoding on a GPU takes the arg-max there and reads back only `rows`
+/// ids; on the CPU, and when sampling, the logits are read and [`Sampler`] chooses.
+fn choose_next(
+    last: Tensor<2>,
+    config: &GenerationConfig,
+    samplers: &mut [Sampler],
+    done: &[bool],
+) -> Result<Vec<u32>> {
+    let read_error = |e| ModelError::Input(format!("cannot read logits: {e:?}"));
+    if config.is_greedy() && !is_cpu(&last.device()) {
+        let ids = last.argmax(1).into_data().convert::<i64>().try_into_vec::<i64>();
+        return Ok(ids.map_err(read_error)?.into_iter().map(|i| i as u32).collect());
+    }
+    let [rows, vocab] = last.dims();
+    let host = last
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(read_error)?;
+    Ok((0..rows)
+        .map(|row| match done[row] {
+            true => 0,
+            false => samplers[row].sample(&host[row * vocab..(row + 1) * vocab]),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -10,8 +10,11 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use crate::device::is_cpu;
+
 /// Inputs with at most this many rows (tokens × sequences) are split; larger ones are
-/// compute-bound products that the backend already parallelises.
+/// compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
+/// runs one product as one kernel, and blocks would only add launches and a copy.
 const MAX_ROWS: usize = 8;
 /// Blocks narrower than this are not worth a thread.
 const MIN_BLOCK_COLUMNS: usize = 128;
@@ -22,7 +25,7 @@ pub(crate) fn matmul_columns(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
     let [rows, _] = x.dims();
     let d_out = weight.dims()[1];
     let blocks = rayon::current_num_threads().min(d_out / MIN_BLOCK_COLUMNS);
-    if rows > MAX_ROWS || blocks < 2 {
+    if rows > MAX_ROWS || blocks < 2 || !is_cpu(&x.device()) {
         return x.matmul(weight);
     }
     matmul_in_blocks(x, weight, blocks)
@@ -46,7 +49,7 @@ fn matmul_in_blocks(x: Tensor<2>, weight: Tensor<2>, blocks: usize) -> Tensor<2>
 /// A bias-free [`Linear`] layer applied to `[batch, seq, d_in]`, through [`matmul_columns`].
 pub(crate) fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
-    if batch * seq > MAX_ROWS || linear.bias.is_some() {
+    if batch * seq > MAX_ROWS || linear.bias.is_some() || !is_cpu(&x.device()) {
         return linear.forward(x);
     }
     let weight = linear.weight.val();

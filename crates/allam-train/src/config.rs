@@ -157,7 +157,7 @@ pub struct TrainSpec {
     /// Vocabulary size before expansion; read from the model directory's `expansion.json` when
     /// absent.
     pub first_new_row: Option<usize>,
-    /// `cpu`, `cuda[:N]` or `wgpu`.
+    /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,
 }

@@ -5,18 +5,37 @@ use std::collections::BTreeMap;
 
 use allam_data::{BlendState, IGNORE_INDEX, Mixture, MixtureStream, PackedBatch};
 use allam_model::{Llama, TokenBatch};
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Result, TrainError};
 use crate::loss::language_model_loss;
 
 /// A metric summed over a step's micro-batches, reported as `sum / count`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+///
+/// The sum stays on the device until the trainer reads the step's loss, gradient norm and
+/// metrics back together, once per step.
+#[derive(Clone, Debug)]
 pub struct MetricSum {
-    /// Sum of the values.
-    pub sum: f64,
+    /// Sum of the values, `[1]`, outside the autodiff graph.
+    pub sum: Tensor<1>,
     /// What the sum is averaged over.
     pub count: f64,
+}
+
+impl MetricSum {
+    /// `sum` (any tensor whose elements add up to the metric's sum) over `count`.
+    pub fn new(sum: Tensor<1>, count: f64) -> Self {
+        Self {
+            sum: sum.without_autodiff().sum(),
+            count,
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: MetricSum) {
+        self.sum = self.sum.clone() + other.sum;
+        self.count += other.count;
+    }
 }
 
 /// The loss of one micro-batch.
@@ -103,19 +122,25 @@ impl Objective for LanguageModeling {
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> Result<LossOutput> {
         let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels)?;
-        let per_row = loss
-            .per_row
-            .into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .expect("converted to f64");
-        let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
+        // Per-source sums of the rows' losses, gathered on the device (no read-back here).
+        let mut rows_of: BTreeMap<&str, (Vec<i64>, f64)> = BTreeMap::new();
         for (row, source) in batch.sources.iter().enumerate() {
             let labels = &batch.labels[row * batch.seq_len..(row + 1) * batch.seq_len];
-            let m = metrics.entry(format!("loss/{source}")).or_default();
-            m.sum += per_row[row];
-            m.count += labels.iter().filter(|&&l| l != IGNORE_INDEX).count() as f64;
+            let entry = rows_of.entry(source).or_default();
+            entry.0.push(row as i64);
+            entry.1 += labels.iter().filter(|&&l| l != IGNORE_INDEX).count() as f64;
         }
+        let per_row = loss.per_row.without_autodiff();
+        let device = per_row.device();
+        let metrics = rows_of
+            .into_iter()
+            .map(|(source, (rows, count))| {
+                let n = rows.len();
+                let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &device);
+                let sum = per_row.clone().select(0, rows);
+                (format!("loss/{source}"), MetricSum::new(sum, count))
+            })
+            .collect();
         Ok(LossOutput {
             loss_sum: loss.sum,
             metrics,

@@ -143,10 +143,32 @@ impl AdamW {
     pub fn step(
         &mut self,
         model: Llama,
-        mut grads: GradMap,
+        grads: GradMap,
         lr: f64,
         scope: TrainableScope,
     ) -> Result<(Llama, StepStats)> {
+        let before = self.moments.clone();
+        let (model, grad_norm) = self.step_on_device(model, grads, lr, scope);
+        let grad_norm = f64::from(grad_norm.into_scalar::<f32>());
+        if !grad_norm.is_finite() {
+            self.moments = before;
+            return Err(TrainError::Diverged(format!("the gradient norm is {grad_norm}")));
+        }
+        Ok((model, self.stats(grad_norm)))
+    }
+
+    /// [`AdamW::step`] without reading anything back, so that a GPU never waits for the host:
+    /// the global norm, the clipping factor and the update stay on the device. Returns the
+    /// updated model and the global gradient norm before clipping (`[1]`). A caller that finds
+    /// the norm (or the loss) not finite must drop the returned model and put back the
+    /// [`AdamW::moments`] it had before the call.
+    pub fn step_on_device(
+        &mut self,
+        model: Llama,
+        mut grads: GradMap,
+        lr: f64,
+        scope: TrainableScope,
+    ) -> (Llama, Tensor<1>) {
         // Frozen gradients are dropped (or zeroed where a matrix is partly frozen) before the
         // norm, so that clipping sees what is trained.
         grads
@@ -157,16 +179,17 @@ impl AdamW {
                 g.values = zero_part(g.values.clone(), &g.shape, dim, rows);
             }
         }
-        let grad_norm = grads.global_norm();
-        if !grad_norm.is_finite() {
-            return Err(TrainError::Diverged(format!("the gradient norm is {grad_norm}")));
-        }
-        let clip_factor = match self.config.clip_grad_norm {
-            Some(max) if max > 0.0 => (max / (grad_norm + 1e-6)).min(1.0),
-            _ => 1.0,
-        };
-        if clip_factor < 1.0 {
-            grads.scale(clip_factor);
+        let grad_norm = grads.global_norm_on_device(&model.device().without_autodiff());
+        if let Some(max) = self.config.clip_grad_norm.filter(|&m| m > 0.0) {
+            // min(1, max / (‖g‖ + 1e-6)), PyTorch's `clip_grad_norm_`: a factor of exactly 1
+            // leaves every gradient bit-for-bit as it was.
+            let factor = grad_norm
+                .clone()
+                .add_scalar(1e-6)
+                .recip()
+                .mul_scalar(max)
+                .clamp_max(1.0);
+            grads.scale_by(&factor);
         }
         let config = self.config.clone();
         let moments = &mut self.moments;
@@ -181,14 +204,19 @@ impl AdamW {
                 None => updated,
             })
         };
-        let model = update_params(model, &mut update);
-        Ok((
-            model,
-            StepStats {
-                grad_norm,
-                clip_factor,
-            },
-        ))
+        (update_params(model, &mut update), grad_norm)
+    }
+
+    /// What a step with global gradient norm `grad_norm` did.
+    pub fn stats(&self, grad_norm: f64) -> StepStats {
+        let clip_factor = match self.config.clip_grad_norm {
+            Some(max) if max > 0.0 => (max / (grad_norm + 1e-6)).min(1.0),
+            _ => 1.0,
+        };
+        StepStats {
+            grad_norm,
+            clip_factor,
+        }
     }
 
     /// Writes the moments to `path` (safetensors, f32, bit-exact) with the step counts in its

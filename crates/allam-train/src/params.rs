@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use allam_model::Llama;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Gradients, Tensor};
+use burn::tensor::{Device, Gradients, Tensor};
 
 /// Burn path of the input embedding.
 pub const EMBEDDING: &str = "embed_tokens.weight";
@@ -51,23 +51,21 @@ impl GradMap {
         }
     }
 
-    /// `√Σ‖g‖²` over every gradient, computed on the device with one read-back.
-    pub fn global_norm(&self) -> f64 {
-        let mut total: Option<Tensor<1>> = None;
-        for grad in self.0.values() {
-            let sq = grad.values.clone().square().sum();
-            total = Some(match total {
-                Some(t) => t + sq,
-                None => sq,
-            });
-        }
-        total.map_or(0.0, |t| f64::from(t.into_scalar::<f32>()).sqrt())
+    /// `√Σ‖g‖²` over every gradient, `[1]` on the device (zero on `device` when there are
+    /// none); nothing is read back.
+    pub fn global_norm_on_device(&self, device: &Device) -> Tensor<1> {
+        let squares = self.0.values().map(|grad| grad.values.clone().square().sum());
+        squares
+            .reduce(|total, sq| total + sq)
+            .unwrap_or_else(|| Tensor::zeros([1], device))
+            .sqrt()
     }
 
-    /// Multiplies every gradient by `factor`.
-    pub fn scale(&mut self, factor: f64) {
+    /// Multiplies every gradient by `factor`, a number on the device (`[1]`).
+    pub fn scale_by(&mut self, factor: &Tensor<1>) {
         for grad in self.0.values_mut() {
-            grad.values = grad.values.clone().mul_scalar(factor);
+            let n = grad.values.dims()[0];
+            grad.values = grad.values.clone() * factor.clone().expand([n]);
         }
     }
 }

@@ -120,18 +120,45 @@ impl<O: Objective> Trainer<O> {
             loss_total = Some(add(loss_total, loss));
             merge_metrics(&mut metrics, m);
         }
-        // The step's only read-back of the loss (the mean over its units).
-        let loss = f64::from(loss_total.expect("at least one micro-batch").into_scalar::<f32>());
-        if !loss.is_finite() {
-            return Err(TrainError::Diverged(format!(
-                "the loss is {loss} at step {}",
-                self.step + 1
-            )));
-        }
         let lr = o.schedule.lr_at(self.step, o.max_steps);
         let scope = self.scope();
-        let model = self.model.clone();
-        let (model, stats) = self.optimizer.step(model, total, lr, scope)?;
+        let moments_before = self.optimizer.moments.clone();
+        let (model, grad_norm) = self
+            .optimizer
+            .step_on_device(self.model.clone(), total, lr, scope);
+        // The step's only read-back: its loss (the mean over its units), the gradient norm and
+        // the metric sums, in one transfer. Until here the host never waited for the device.
+        let metrics: Vec<(String, MetricSum)> = metrics.into_iter().collect();
+        let mut values = vec![
+            loss_total
+                .expect("at least one micro-batch")
+                .without_autodiff()
+                .reshape([1]),
+            grad_norm.without_autodiff(),
+        ];
+        values.extend(metrics.iter().map(|(_, m)| m.sum.clone().reshape([1])));
+        let read = Tensor::cat(values, 0)
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("converted to f64");
+        let (loss, grad_norm) = (read[0], read[1]);
+        let diverged = if !loss.is_finite() {
+            Some(format!("the loss is {loss} at step {}", self.step + 1))
+        } else if !grad_norm.is_finite() {
+            Some(format!(
+                "the gradient norm is {grad_norm} at step {}",
+                self.step + 1
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = diverged {
+            // The update is dropped: the model is still `self.model`, the moments go back.
+            self.optimizer.moments = moments_before;
+            return Err(TrainError::Diverged(why));
+        }
+        let stats = self.optimizer.stats(grad_norm);
         self.model = model;
         self.step += 1;
         self.tokens += tokens as u64;
@@ -148,9 +175,10 @@ impl<O: Objective> Trainer<O> {
                 TrainableScope::NewRows { .. } => "new_rows".into(),
             },
             metrics: metrics
-                .into_iter()
-                .filter(|(_, v)| v.count > 0.0)
-                .map(|(k, v)| (k, v.sum / v.count))
+                .iter()
+                .zip(&read[2..])
+                .filter(|((_, m), _)| m.count > 0.0)
+                .map(|((k, m), sum)| (k.clone(), sum / m.count))
                 .collect(),
         })
     }
@@ -187,8 +215,11 @@ fn add(total: Option<Tensor<1>>, value: Tensor<1>) -> Tensor<1> {
 
 fn merge_metrics(into: &mut BTreeMap<String, MetricSum>, from: BTreeMap<String, MetricSum>) {
     for (k, v) in from {
-        let e = into.entry(k).or_default();
-        e.sum += v.sum;
-        e.count += v.count;
+        match into.get_mut(&k) {
+            Some(mine) => mine.add(v),
+            None => {
+                into.insert(k, v);
+            }
+        }
     }
 }

@@ -23,9 +23,13 @@ fn device() -> Device {
 }
 
 fn tiny_model(seed: u64) -> Llama {
+    tiny_model_on(seed, &device())
+}
+
+fn tiny_model_on(seed: u64, device: &Device) -> Llama {
     let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
     // Burn's initialisers draw lazily from a process-wide generator (tests run in parallel).
-    allam_train::params::seeded_init(config.init(&device()), 0.02, seed)
+    allam_train::params::seeded_init(config.init(device), 0.02, seed)
 }
 
 /// Rows counting up modulo the vocabulary from `start`, one document per row: learnable.
@@ -121,8 +125,12 @@ fn options(micro: usize, accum: usize, replicas: usize) -> StepOptions {
 }
 
 fn trainer(micro: usize, accum: usize, replicas: usize) -> Trainer<Counting> {
+    trainer_on(&device(), micro, accum, replicas)
+}
+
+fn trainer_on(device: &Device, micro: usize, accum: usize, replicas: usize) -> Trainer<Counting> {
     Trainer {
-        model: trainable(tiny_model(7)),
+        model: trainable(tiny_model_on(7, device)),
         optimizer: AdamW::new(AdamWConfig::default()),
         objective: Counting::new(),
         options: options(micro, accum, replicas),
@@ -195,6 +203,42 @@ fn replicas_equal_one_replica_on_the_whole_batch() {
     }
     assert!(max_diff(&params(&one.model), &params(&two.model)) < 1e-5);
     assert!(max_diff(&params(&one.model), &params(&four.model)) < 1e-5);
+}
+
+/// Three steps (two accumulated micro-batches each, the packed-row objective, global clipping,
+/// AdamW) on every test device against the same steps on the CPU: loss and gradient norm to 1e-5
+/// relative, and every weight after the last update to 1e-4 absolute. Backends sum in other
+/// orders, so float rounding differs; with lr 1e-2, Adam's first updates are ±lr for every
+/// weight whose gradient is not tiny, so a wrong gradient, moment or decay misses by ~1e-2.
+#[test]
+fn every_device_makes_the_same_steps_as_the_cpu() {
+    let mut cpu = trainer(2, 2, 1);
+    let expected: Vec<_> = (0..3).map(|_| cpu.train_step().unwrap()).collect();
+    let expected_params = params(&cpu.model);
+    for (dev, device) in allam_model::device::test_devices() {
+        let mut t = trainer_on(&device, 2, 2, 1);
+        for want in &expected {
+            let got = t.train_step().unwrap();
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
+            assert!(
+                close(got.loss, want.loss),
+                "{dev} step {}: loss {} vs {}",
+                want.step,
+                got.loss,
+                want.loss
+            );
+            assert!(
+                close(got.grad_norm, want.grad_norm),
+                "{dev} step {}: grad norm {} vs {}",
+                want.step,
+                got.grad_norm,
+                want.grad_norm
+            );
+        }
+        assert!(t.model.device() == device, "{dev}: the model left its device");
+        let d = max_diff(&params(&t.model), &expected_params);
+        assert!(d < 1e-4, "{dev}: weights after AdamW differ by {d}");
+    }
 }
 
 /// Gradients of ones everywhere: the global norm is √(number of parameters).
@@ -351,6 +395,11 @@ fn a_nan_loss_stops_without_touching_the_model() {
 
 /// Writes a small learnable corpus, its byte-tokenizer recipe and a run configuration.
 fn write_run(dir: &Path, max_steps: u64, every: u64) -> RunConfig {
+    write_run_on(dir, max_steps, every, "cpu")
+}
+
+/// [`write_run`] training on `device`.
+fn write_run_on(dir: &Path, max_steps: u64, every: u64, device: &str) -> RunConfig {
     let tok = dir.join("tokenizer.json");
     allam_data::testing::byte_tokenizer().save(&tok, false).unwrap();
     let lines: Vec<String> = (0..60)
@@ -376,7 +425,7 @@ fn write_run(dir: &Path, max_steps: u64, every: u64) -> RunConfig {
          num_attention_heads = 4\nnum_key_value_heads = 2\nmax_position_embeddings = 64\n\
          [data]\nrecipe = \"recipe.toml\"\n\
          [schedule]\nkind = \"cosine\"\nlr = 1e-2\nmin_lr = 1e-3\nwarmup_steps = 2\n\
-         [train]\nmax_steps = {max_steps}\nmicro_batch_size = 2\ngrad_accum = 2\n\
+         [train]\ndevice = \"{device}\"\nmax_steps = {max_steps}\nmicro_batch_size = 2\ngrad_accum = 2\n\
          [checkpoint]\nevery = {every}\nkeep = 2\n\
          [eval]\nevery = {every}\ntext = [{{ language = \"en\", path = \"heldout.txt\" }}]\n"
     );
@@ -436,6 +485,61 @@ fn resuming_reproduces_the_uninterrupted_run_bit_for_bit() {
     assert!(row4["eval/en/bpb"].as_f64().unwrap() > 0.0, "{row4}");
     assert!(row4["lr"].as_f64().unwrap() > 0.0 && row4["tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(row4["loss/en"].as_f64().is_some(), "per-source loss: {row4}");
+}
+
+/// A whole pretraining run (the packed mixture, per-source losses, held-out bits per byte,
+/// checkpoints written from the device) on every test device: the same metrics as on the CPU, to
+/// 1e-4 relative, and a final export within 1e-3 of the CPU run's weights (four AdamW steps at
+/// lr ≤ 1e-2 move a weight by up to 4e-2, so a wrong update misses by far more).
+#[test]
+fn a_pretraining_run_on_every_device_matches_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = |name: &str| {
+        let run = dir.path().join(name);
+        let config = write_run_on(dir.path(), 4, 2, name);
+        train(&config, &run, &RunOptions::default(), &Quiet).unwrap();
+        let rows: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let export = allam_model::PretrainedModel::load(&run.join("final"), &device()).unwrap();
+        (rows, params(&export.model))
+    };
+    let (cpu, cpu_export) = metrics("cpu");
+    assert_eq!(cpu.len(), 4);
+    for (dev, _) in allam_model::device::test_devices() {
+        let (rows, export) = metrics(dev);
+        assert_eq!(rows.len(), cpu.len(), "{dev}");
+        for (got, want) in rows.iter().zip(&cpu) {
+            for key in ["loss", "grad_norm", "loss/en", "eval/en/bpb"] {
+                let Some(w) = want[key].as_f64() else { continue };
+                let g = got[key]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{dev}: no {key} in {got}"));
+                assert!(
+                    (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "{dev} step {}: {key} {g} vs {w}",
+                    want["step"]
+                );
+            }
+        }
+        let d = max_diff(&export, &cpu_export);
+        assert!(
+            d < 1e-3,
+            "{dev}: exported weights differ from the CPU run's by {d}"
+        );
+    }
+    assert!(
+        cpu[3]["eval/en/bpb"].as_f64().is_some(),
+        "held-out bpb was measured: {}",
+        cpu[3]
+    );
+    assert!(
+        cpu[0]["loss/en"].as_f64().is_some(),
+        "per-source loss: {}",
+        cpu[0]
+    );
 }
 
 #[test]

@@ -295,6 +295,12 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     };
     let obj = out.as_object_mut().expect("an object");
     obj.insert("peak_rss_mb".into(), json!(peak_rss_mb()));
+    // What the GPU backend's allocator holds after the run (its pools keep pages for reuse, so
+    // this is close to the peak); null on the CPU.
+    let reserved = device
+        .memory_pool_usage()
+        .map(|u| round(u.bytes_reserved as f64 / 1048576.0, 1));
+    obj.insert("device_memory_reserved_mb".into(), json!(reserved));
     obj.insert("steps".into(), json!(steps));
     obj.insert("warmup".into(), json!(args.warmup));
     obj.insert("dtype".into(), json!("f32"));

@@ -9,7 +9,8 @@ use clap::{Args, Subcommand};
 /// Where the model runs.
 #[derive(Debug, Args)]
 pub struct DeviceArgs {
-    /// `cpu`, `cuda[:N]` (needs `--features cuda`) or `wgpu` (needs `--features wgpu`).
+    /// `cpu`, `cuda[:N]` (needs `--features cuda`), `wgpu` or `vulkan` (wgpu pinned to Vulkan;
+    /// both need `--features wgpu`).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
