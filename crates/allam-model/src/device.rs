@@ -54,10 +54,10 @@ pub const REQUIRE_DEVICES_VAR: &str = "ALLAM_REQUIRE_DEVICES";
 
 /// The devices backend-generic tests run on, each with its [`select`] name: always `cpu`;
 /// `vulkan` (wgpu pinned to Vulkan, so a missing Vulkan driver is not hidden by a software
-/// OpenGL fall-back) when built with `--features wgpu`; `cuda` when built with `--features cuda`. A device that is compiled
-/// in but absent on this machine is skipped with its reason printed (once per process, past the
-/// test harness's capture) — unless [`REQUIRE_DEVICES_VAR`] names it, then this panics with the
-/// reason. Adding a backend means adding one entry here.
+/// OpenGL fall-back) when built with `--features wgpu`; `cuda` when built with `--features cuda`.
+/// A device that is compiled in but absent on this machine is skipped with its reason printed
+/// (once per process, past the test harness's capture) — unless [`REQUIRE_DEVICES_VAR`] names
+/// it, then this panics with the reason. Adding a backend means adding one entry here.
 pub fn test_devices() -> Vec<(&'static str, Device)> {
     let required = std::env::var(REQUIRE_DEVICES_VAR).unwrap_or_default();
     let required: Vec<&str> = required

@@ -219,21 +219,16 @@ fn every_device_makes_the_same_steps_as_the_cpu() {
         let mut t = trainer_on(&device, 2, 2, 1);
         for want in &expected {
             let got = t.train_step().unwrap();
-            let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * b.abs().max(1.0);
-            assert!(
-                close(got.loss, want.loss),
-                "{dev} step {}: loss {} vs {}",
-                want.step,
-                got.loss,
-                want.loss
-            );
-            assert!(
-                close(got.grad_norm, want.grad_norm),
-                "{dev} step {}: grad norm {} vs {}",
-                want.step,
-                got.grad_norm,
-                want.grad_norm
-            );
+            for (what, g, w) in [
+                ("loss", got.loss, want.loss),
+                ("grad norm", got.grad_norm, want.grad_norm),
+            ] {
+                let step = want.step;
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{dev} step {step}: {what} {g} vs {w}"
+                );
+            }
         }
         assert!(t.model.device() == device, "{dev}: the model left its device");
         let d = max_diff(&params(&t.model), &expected_params);
