@@ -24,6 +24,8 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
+/// `--device` reaches the model: the reference logits on every device of
+/// `allam_model::device::test_devices`.
 #[test]
 fn logits_prints_the_reference_logits() {
     let dir = fixture("tiny-gqa-untied");
@@ -35,22 +37,26 @@ fn logits_prints_the_reference_logits() {
         .iter()
         .map(|v| v.to_string())
         .collect();
-    let out = json(&allam(&[
-        "logits",
-        "--model",
-        dir.to_str().unwrap(),
-        "--ids",
-        &ids.join(","),
-        "--json",
-    ]));
-    let got = out["logits"].as_array().unwrap();
-    let expected = reference["logits"][0].as_array().unwrap();
-    assert_eq!(got.len(), expected.len());
-    for (g, e) in got.iter().zip(expected) {
-        let (g, e) = (g.as_array().unwrap(), e.as_array().unwrap());
-        assert_eq!(g.len(), 96);
-        for (a, b) in g.iter().zip(e) {
-            assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4);
+    for (dev, _) in allam_model::device::test_devices() {
+        let out = json(&allam(&[
+            "logits",
+            "--model",
+            dir.to_str().unwrap(),
+            "--ids",
+            &ids.join(","),
+            "--json",
+            "--device",
+            dev,
+        ]));
+        let got = out["logits"].as_array().unwrap();
+        let expected = reference["logits"][0].as_array().unwrap();
+        assert_eq!(got.len(), expected.len(), "{dev}");
+        for (g, e) in got.iter().zip(expected) {
+            let (g, e) = (g.as_array().unwrap(), e.as_array().unwrap());
+            assert_eq!(g.len(), 96, "{dev}");
+            for (a, b) in g.iter().zip(e) {
+                assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4, "{dev}");
+            }
         }
     }
 }
