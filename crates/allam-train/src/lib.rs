@@ -30,7 +30,7 @@ pub use average::average_checkpoints;
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use objective::{LanguageModeling, LossOutput, MetricSum, Objective};
-pub use optim::{AdamW, AdamWConfig, StepStats, TrainableScope};
+pub use optim::{AdamW, AdamWConfig, PreparedGrads, StepStats, TrainableScope};
 pub use run::{RunOptions, RunSummary, train};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{EmbeddingWarmup, StepOptions, StepRecord, Trainer};

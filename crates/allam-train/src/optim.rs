@@ -119,6 +119,36 @@ pub struct StepStats {
     pub clip_factor: f64,
 }
 
+/// A step's gradients made ready for [`AdamW::apply`]: what `scope` freezes dropped (or zeroed
+/// where a matrix is partly frozen, so that clipping sees what is trained), and their squared
+/// global norm computed on the device but not read back.
+pub struct PreparedGrads {
+    grads: GradMap,
+    /// `Σ‖g‖²` over the trained gradients, `[1]`, on the device.
+    pub norm_sq: Tensor<1>,
+}
+
+impl PreparedGrads {
+    /// Prepares `grads` of `model` for a step over `scope`.
+    pub fn new(model: &Llama, mut grads: GradMap, scope: TrainableScope) -> Self {
+        grads
+            .0
+            .retain(|name, g| scope.frozen_part(name, &g.shape).is_some());
+        for (name, g) in grads.0.iter_mut() {
+            if let Some(Some((dim, rows))) = scope.frozen_part(name, &g.shape) {
+                g.values = zero_part(g.values.clone(), &g.shape, dim, rows);
+            }
+        }
+        let norm_sq = grads.squared_norm_on_device(&model.device().without_autodiff());
+        Self { grads, norm_sq }
+    }
+
+    /// The global gradient norm, read back on its own (one transfer).
+    pub fn read_norm(&self) -> f64 {
+        f64::from(self.norm_sq.clone().into_scalar::<f32>()).sqrt()
+    }
+}
+
 /// AdamW over a [`Llama`], with its state by parameter name.
 #[derive(Clone, Debug)]
 pub struct AdamW {
@@ -147,49 +177,32 @@ impl AdamW {
         lr: f64,
         scope: TrainableScope,
     ) -> Result<(Llama, StepStats)> {
-        let before = self.moments.clone();
-        let (model, grad_norm) = self.step_on_device(model, grads, lr, scope);
-        let grad_norm = f64::from(grad_norm.into_scalar::<f32>());
-        if !grad_norm.is_finite() {
-            self.moments = before;
-            return Err(TrainError::Diverged(format!("the gradient norm is {grad_norm}")));
-        }
-        Ok((model, self.stats(grad_norm)))
+        let prepared = PreparedGrads::new(&model, grads, scope);
+        let grad_norm = prepared.read_norm();
+        self.apply(model, prepared, grad_norm, lr, scope)
     }
 
-    /// [`AdamW::step`] without reading anything back, so that a GPU never waits for the host:
-    /// the global norm, the clipping factor and the update stay on the device. Returns the
-    /// updated model and the global gradient norm before clipping (`[1]`). A caller that finds
-    /// the norm (or the loss) not finite must drop the returned model and put back the
-    /// [`AdamW::moments`] it had before the call.
-    pub fn step_on_device(
+    /// The update of [`AdamW::step`] for gradients whose global norm the caller has read back
+    /// (`√` of [`PreparedGrads::norm_sq`]; the trainer reads it together with the loss, in the
+    /// step's one transfer). Errors, changing nothing, if `grad_norm` is not finite.
+    pub fn apply(
         &mut self,
         model: Llama,
-        mut grads: GradMap,
+        prepared: PreparedGrads,
+        grad_norm: f64,
         lr: f64,
         scope: TrainableScope,
-    ) -> (Llama, Tensor<1>) {
-        // Frozen gradients are dropped (or zeroed where a matrix is partly frozen) before the
-        // norm, so that clipping sees what is trained.
-        grads
-            .0
-            .retain(|name, g| scope.frozen_part(name, &g.shape).is_some());
-        for (name, g) in grads.0.iter_mut() {
-            if let Some(Some((dim, rows))) = scope.frozen_part(name, &g.shape) {
-                g.values = zero_part(g.values.clone(), &g.shape, dim, rows);
-            }
+    ) -> Result<(Llama, StepStats)> {
+        if !grad_norm.is_finite() {
+            return Err(TrainError::Diverged(format!("the gradient norm is {grad_norm}")));
         }
-        let grad_norm = grads.global_norm_on_device(&model.device().without_autodiff());
-        if let Some(max) = self.config.clip_grad_norm.filter(|&m| m > 0.0) {
-            // min(1, max / (‖g‖ + 1e-6)), PyTorch's `clip_grad_norm_`: a factor of exactly 1
-            // leaves every gradient bit-for-bit as it was.
-            let factor = grad_norm
-                .clone()
-                .add_scalar(1e-6)
-                .recip()
-                .mul_scalar(max)
-                .clamp_max(1.0);
-            grads.scale_by(&factor);
+        let mut grads = prepared.grads;
+        let clip_factor = match self.config.clip_grad_norm {
+            Some(max) if max > 0.0 => (max / (grad_norm + 1e-6)).min(1.0),
+            _ => 1.0,
+        };
+        if clip_factor < 1.0 {
+            grads.scale(clip_factor);
         }
         let config = self.config.clone();
         let moments = &mut self.moments;
@@ -204,19 +217,14 @@ impl AdamW {
                 None => updated,
             })
         };
-        (update_params(model, &mut update), grad_norm)
-    }
-
-    /// What a step with global gradient norm `grad_norm` did.
-    pub fn stats(&self, grad_norm: f64) -> StepStats {
-        let clip_factor = match self.config.clip_grad_norm {
-            Some(max) if max > 0.0 => (max / (grad_norm + 1e-6)).min(1.0),
-            _ => 1.0,
-        };
-        StepStats {
-            grad_norm,
-            clip_factor,
-        }
+        let model = update_params(model, &mut update);
+        Ok((
+            model,
+            StepStats {
+                grad_norm,
+                clip_factor,
+            },
+        ))
     }
 
     /// Writes the moments to `path` (safetensors, f32, bit-exact) with the step counts in its

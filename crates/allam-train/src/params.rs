@@ -51,21 +51,19 @@ impl GradMap {
         }
     }
 
-    /// `√Σ‖g‖²` over every gradient, `[1]` on the device (zero on `device` when there are
+    /// `Σ‖g‖²` over every gradient, `[1]` on the device (zero on `device` when there are
     /// none); nothing is read back.
-    pub fn global_norm_on_device(&self, device: &Device) -> Tensor<1> {
+    pub fn squared_norm_on_device(&self, device: &Device) -> Tensor<1> {
         let squares = self.0.values().map(|grad| grad.values.clone().square().sum());
         squares
             .reduce(|total, sq| total + sq)
             .unwrap_or_else(|| Tensor::zeros([1], device))
-            .sqrt()
     }
 
-    /// Multiplies every gradient by `factor`, a number on the device (`[1]`).
-    pub fn scale_by(&mut self, factor: &Tensor<1>) {
+    /// Multiplies every gradient by `factor`.
+    pub fn scale(&mut self, factor: f64) {
         for grad in self.0.values_mut() {
-            let n = grad.values.dims()[0];
-            grad.values = grad.values.clone() * factor.clone().expand([n]);
+            grad.values = grad.values.clone().mul_scalar(factor);
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 use crate::objective::{MetricSum, Objective};
-use crate::optim::{AdamW, TrainableScope};
+use crate::optim::{AdamW, PreparedGrads, TrainableScope};
 use crate::params::GradMap;
 use crate::schedule::LrSchedule;
 
@@ -122,19 +122,16 @@ impl<O: Objective> Trainer<O> {
         }
         let lr = o.schedule.lr_at(self.step, o.max_steps);
         let scope = self.scope();
-        let moments_before = self.optimizer.moments.clone();
-        let (model, grad_norm) = self
-            .optimizer
-            .step_on_device(self.model.clone(), total, lr, scope);
-        // The step's only read-back: its loss (the mean over its units), the gradient norm and
-        // the metric sums, in one transfer. Until here the host never waited for the device.
+        let prepared = PreparedGrads::new(&self.model, total, scope);
+        // The step's only read-back, before the update: its loss (the mean over its units), the
+        // squared gradient norm and the metric sums, in one transfer.
         let metrics: Vec<(String, MetricSum)> = metrics.into_iter().collect();
         let mut values = vec![
             loss_total
                 .expect("at least one micro-batch")
                 .without_autodiff()
                 .reshape([1]),
-            grad_norm.without_autodiff(),
+            prepared.norm_sq.clone(),
         ];
         values.extend(metrics.iter().map(|(_, m)| m.sum.clone().reshape([1])));
         let read = Tensor::cat(values, 0)
@@ -142,23 +139,16 @@ impl<O: Objective> Trainer<O> {
             .convert::<f64>()
             .try_into_vec::<f64>()
             .expect("converted to f64");
-        let (loss, grad_norm) = (read[0], read[1]);
-        let diverged = if !loss.is_finite() {
-            Some(format!("the loss is {loss} at step {}", self.step + 1))
-        } else if !grad_norm.is_finite() {
-            Some(format!(
-                "the gradient norm is {grad_norm} at step {}",
+        let (loss, grad_norm) = (read[0], read[1].sqrt());
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged(format!(
+                "the loss is {loss} at step {}",
                 self.step + 1
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = diverged {
-            // The update is dropped: the model is still `self.model`, the moments go back.
-            self.optimizer.moments = moments_before;
-            return Err(TrainError::Diverged(why));
+            )));
         }
-        let stats = self.optimizer.stats(grad_norm);
+        let (model, stats) = self
+            .optimizer
+            .apply(self.model.clone(), prepared, grad_norm, lr, scope)?;
         self.model = model;
         self.step += 1;
         self.tokens += tokens as u64;
