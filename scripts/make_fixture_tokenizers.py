@@ -6,7 +6,9 @@ by a few lines of BPE on text we wrote ourselves, so that `tests/fixtures/*` loo
 directory downloaded from the Hub:
 
 - tiny-gqa-untied: BOS added by the post-processor, a Llama-2 `[INST]` chat template;
-- tiny-mha-tied-bf16: no post-processor (no BOS), a ChatML-style chat template.
+- tiny-mha-tied-bf16: no post-processor (no BOS), a ChatML-style chat template;
+- tiny-llama3-rope-scaling: as tiny-gqa-untied (the model side is what that fixture tests);
+- tiny-qwen2-bias: as tiny-mha-tied-bf16 (Qwen2 adds no BOS and chats in ChatML).
 
 Run from the repository root: `python3 scripts/make_fixture_tokenizers.py`.
 """
@@ -114,6 +116,8 @@ def main():
     for name, size, bos, template in [
         ("tiny-gqa-untied", 96, True, LLAMA2_TEMPLATE),
         ("tiny-mha-tied-bf16", 80, False, CHATML_TEMPLATE),
+        ("tiny-llama3-rope-scaling", 112, True, LLAMA2_TEMPLATE),
+        ("tiny-qwen2-bias", 100, False, CHATML_TEMPLATE),
     ]:
         d = root / name
         (d / "tokenizer.json").write_text(json.dumps(tokenizer_json(size, bos), ensure_ascii=False, indent=2) + "\n")

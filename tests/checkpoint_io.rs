@@ -35,6 +35,8 @@ fn save_then_load_gives_identical_logits() {
     for (name, dtype) in [
         ("tiny-gqa-untied", StorageDtype::F32),
         ("tiny-mha-tied-bf16", StorageDtype::Bf16),
+        ("tiny-llama3-rope-scaling", StorageDtype::F32),
+        ("tiny-qwen2-bias", StorageDtype::F32),
     ] {
         let original = load(&fixture(name)).unwrap();
         let out = tempfile::tempdir().unwrap();
@@ -59,6 +61,26 @@ fn save_then_load_gives_identical_logits() {
         }
         let config = HfConfig::from_file(out.path().join("config.json")).unwrap();
         assert_eq!(config.to_llama_config().unwrap(), original.model.config);
+        // the family, rotary scaling and every tensor (biases included) are written back as read
+        for key in ["model_type", "architectures", "rope_parameters"] {
+            assert_eq!(
+                config.raw.get(key),
+                original.hf_config.raw.get(key),
+                "{name}: {key}"
+            );
+        }
+        let names = |dir: &Path| {
+            let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+            let mut names: Vec<String> = SafeTensors::deserialize(&bytes)
+                .unwrap()
+                .names()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(out.path()), names(&fixture(name)), "{name}");
     }
 }
 
@@ -249,7 +271,20 @@ fn corrupt_files_and_configs_give_errors_naming_them() {
     )
     .unwrap();
     let err = error_of(dir.path());
-    assert!(err.contains("config.json") && err.contains("`mlp_bias`"), "{err}");
+    assert!(
+        err.contains("model.safetensors") && err.contains("`model.layers.0.mlp.gate_proj.bias`: missing"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("config.json"),
+        config.replace("\"silu\"", "\"gelu\""),
+    )
+    .unwrap();
+    let err = error_of(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("`hidden_act`"),
+        "{err}"
+    );
 
     std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
     let err = error_of(dir.path());

@@ -10,7 +10,12 @@ use allam::model::{
 use burn::tensor::{Device, Tensor};
 use serde_json::{Value, json};
 
-const FIXTURES: [&str; 2] = ["tiny-gqa-untied", "tiny-mha-tied-bf16"];
+const FIXTURES: [&str; 4] = [
+    "tiny-gqa-untied",
+    "tiny-mha-tied-bf16",
+    "tiny-llama3-rope-scaling",
+    "tiny-qwen2-bias",
+];
 /// Ids every fixture has: `<s>`, letters, punctuation, `</s>`, merged pieces.
 const OLD_IDS: [u32; 8] = [1, 5, 9, 33, 2, 17, 60, 44];
 

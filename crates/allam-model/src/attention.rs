@@ -23,7 +23,7 @@ use crate::split::project;
 /// - output: `[batch, seq, hidden]`
 #[derive(Module, Debug)]
 pub struct Attention {
-    /// `q_proj`: hidden → heads · head_dim.
+    /// `q_proj`: hidden → heads · head_dim (with a bias in Qwen2 and Llama's `attention_bias`).
     pub q_proj: Linear,
     /// `k_proj`: hidden → kv_heads · head_dim.
     pub k_proj: Linear,
@@ -45,11 +45,12 @@ impl Attention {
         let d = config.hidden_size;
         let q = config.num_attention_heads * config.head_dim;
         let kv = config.num_key_value_heads * config.head_dim;
+        let (qkv_bias, o_bias) = (config.qkv_bias, config.o_proj_bias);
         Self {
-            q_proj: linear(d, q, init, device),
-            k_proj: linear(d, kv, init, device),
-            v_proj: linear(d, kv, init, device),
-            o_proj: linear(q, d, init, device),
+            q_proj: linear(d, q, qkv_bias, init, device),
+            k_proj: linear(d, kv, qkv_bias, init, device),
+            v_proj: linear(d, kv, qkv_bias, init, device),
+            o_proj: linear(q, d, o_bias, init, device),
             num_heads: config.num_attention_heads,
             num_kv_heads: config.num_key_value_heads,
             head_dim: config.head_dim,

@@ -30,7 +30,7 @@ impl DecoderLayer {
             input_layernorm: norm.init(device),
             self_attn: Attention::init(config, init, device),
             post_attention_layernorm: norm.init(device),
-            mlp: SwiGlu::init(config.hidden_size, config.intermediate_size, init, device),
+            mlp: SwiGlu::init(config, init, device),
         }
     }
 

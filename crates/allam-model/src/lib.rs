@@ -1,8 +1,9 @@
 //! # allam-model
 //!
-//! A Llama-2-family decoder (RMSNorm, rotary embeddings in Hugging Face's rotate-half layout,
-//! SwiGLU, grouped-query attention, tied or untied head) on Burn, that reads and writes Hugging Face
-//! checkpoints as they are and gives the same logits as `transformers`.
+//! A Llama-family decoder (RMSNorm, rotary embeddings in Hugging Face's rotate-half layout with
+//! `linear`/`dynamic`/`llama3`/`yarn` scaling, SwiGLU, grouped-query attention, optional biases, tied
+//! or untied head) on Burn — Llama-2/3.x, Mistral and Qwen2 checkpoints — that reads and writes
+//! Hugging Face checkpoints as they are and gives the same logits as `transformers`.
 //!
 //! ```no_run
 //! use allam_model::{PretrainedModel, GenerationConfig};
@@ -14,7 +15,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The map: [`config`] (what `config.json` says) → [`model`] ([`Llama`], built of [`layer`],
+//! The map: [`hf_config`] (what `config.json` says) → [`config`] → [`model`] ([`Llama`], built of [`layer`],
 //! [`attention`], [`mlp`], [`rope`]) fed by a [`batch::TokenBatch`]; [`checkpoint`] reads and writes
 //! safetensors; [`expand`] grows the vocabulary; [`cache`] and [`generate`] decode; [`score`] gives
 //! log-probabilities; [`text`] holds the tokenizer and chat template; [`pretrained`] ties a model
@@ -28,6 +29,7 @@ pub mod device;
 pub mod error;
 pub mod expand;
 pub mod generate;
+pub mod hf_config;
 pub mod layer;
 pub mod mlp;
 pub mod model;
@@ -43,6 +45,8 @@ pub use checkpoint::{SaveOptions, load_model, save_model};
 pub use config::{HfConfig, LlamaConfig, StorageDtype};
 pub use error::{ModelError, Result};
 pub use expand::{ExpansionSummary, RowInit, VocabExpansion, expand_vocab};
+pub use hf_config::ModelFamily;
+pub use rope::RopeScaling;
 
 pub use model::Llama;
 

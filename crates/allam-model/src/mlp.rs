@@ -1,12 +1,13 @@
 //! The SwiGLU feed-forward block.
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
+use crate::config::LlamaConfig;
 use crate::split::project;
 
-/// `down(silu(gate(x)) ⊙ up(x))`, without biases.
+/// `down(silu(gate(x)) ⊙ up(x))`, with biases when `mlp_bias`.
 ///
 /// # Shapes
 /// - input: `[batch, seq, hidden]`
@@ -23,11 +24,12 @@ pub struct SwiGlu {
 
 impl SwiGlu {
     /// A randomly initialised block.
-    pub fn init(hidden: usize, intermediate: usize, init: &Initializer, device: &Device) -> Self {
+    pub fn init(config: &LlamaConfig, init: &Initializer, device: &Device) -> Self {
+        let (d, ff, bias) = (config.hidden_size, config.intermediate_size, config.mlp_bias);
         Self {
-            gate_proj: linear(hidden, intermediate, init, device),
-            up_proj: linear(hidden, intermediate, init, device),
-            down_proj: linear(intermediate, hidden, init, device),
+            gate_proj: linear(d, ff, bias, init, device),
+            up_proj: linear(d, ff, bias, init, device),
+            down_proj: linear(ff, d, bias, init, device),
         }
     }
 
@@ -38,10 +40,15 @@ impl SwiGlu {
     }
 }
 
-/// A bias-free linear layer (Burn stores the weight as `[d_in, d_out]`).
-pub(crate) fn linear(d_in: usize, d_out: usize, init: &Initializer, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out)
+/// A linear layer with weights drawn from `init` and, if `bias`, a zero bias (as `transformers`
+/// initialises one). Burn stores the weight as `[d_in, d_out]`.
+pub(crate) fn linear(d_in: usize, d_out: usize, bias: bool, init: &Initializer, device: &Device) -> Linear {
+    let mut layer = LinearConfig::new(d_in, d_out)
         .with_bias(false)
         .with_initializer(init.clone())
-        .init(device)
+        .init(device);
+    if bias {
+        layer.bias = Some(Param::from_tensor(Tensor::zeros([d_out], device)));
+    }
+    layer
 }

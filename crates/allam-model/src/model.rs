@@ -12,7 +12,8 @@ use crate::mlp::linear;
 use crate::rope::RotaryTables;
 use crate::split::{matmul_columns, project};
 
-/// A Llama-2-family causal language model (`LlamaForCausalLM`).
+/// A Llama-family causal language model (`LlamaForCausalLM`, `MistralForCausalLM`,
+/// `Qwen2ForCausalLM`).
 ///
 /// # Shapes
 /// - input: a [`TokenBatch`] of `[rows, len]` ids
@@ -50,7 +51,7 @@ impl LlamaConfig {
                 .with_epsilon(self.rms_norm_eps)
                 .init(device),
             lm_head: (!self.tie_word_embeddings)
-                .then(|| linear(self.hidden_size, self.vocab_size, &init, device)),
+                .then(|| linear(self.hidden_size, self.vocab_size, false, &init, device)),
             config: self.clone(),
         }
     }
@@ -70,6 +71,7 @@ impl Llama {
     /// Final hidden states (after the last norm) of every position: `[rows, len, hidden]`.
     pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor<3>> {
         batch.validate(self.config.vocab_size)?;
+        self.check_window(batch)?;
         let device = self.device();
         let bias = Tensor::<3>::from_data(
             TensorData::new(batch.attention_bias(), [batch.rows, batch.len, batch.len]),
@@ -98,6 +100,7 @@ impl Llama {
                 cache.capacity()
             )));
         }
+        self.check_window(batch)?;
         let (start, new) = (cache.len(), batch.len);
         let mask: Vec<bool> = (0..batch.rows * new)
             .map(|i| batch.is_real(i / new, i % new))
@@ -122,14 +125,28 @@ impl Llama {
         Ok(self.logits(self.run_layers(batch, bias, Some(cache))))
     }
 
+    /// Refuses inputs that reach past the sliding window: within it, windowed attention is full
+    /// attention (tokens attend at most `position + 1` back), so only longer inputs would differ.
+    fn check_window(&self, batch: &TokenBatch) -> Result<()> {
+        let Some(window) = self.config.sliding_window else {
+            return Ok(());
+        };
+        let span = batch.position_ids.iter().max().map_or(0, |&p| p as usize + 1);
+        if span > window {
+            return Err(ModelError::Input(format!(
+                "{span} positions exceed the model's sliding window of {window} tokens \
+                 (sliding-window attention beyond the window is not implemented)"
+            )));
+        }
+        Ok(())
+    }
+
     fn run_layers(&self, batch: &TokenBatch, bias: Tensor<5>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let device = self.device();
         let rope = RotaryTables::new(
             &batch.position_ids,
             [batch.rows, batch.len],
-            self.config.head_dim,
-            self.config.rope_theta,
-            self.config.rope_inv_freq_dtype,
+            &self.config,
             &device,
         );
         let mut x = self

@@ -46,15 +46,19 @@ fn matmul_in_blocks(x: Tensor<2>, weight: Tensor<2>, blocks: usize) -> Tensor<2>
     Tensor::cat(parts, 1)
 }
 
-/// A bias-free [`Linear`] layer applied to `[batch, seq, d_in]`, through [`matmul_columns`].
+/// A [`Linear`] layer applied to `[batch, seq, d_in]`, through [`matmul_columns`].
 pub(crate) fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
-    if batch * seq > MAX_ROWS || linear.bias.is_some() || !is_cpu(&x.device()) {
+    if batch * seq > MAX_ROWS || !is_cpu(&x.device()) {
         return linear.forward(x);
     }
     let weight = linear.weight.val();
     let d_out = weight.dims()[1];
-    matmul_columns(x.reshape([batch * seq, d_in]), weight).reshape([batch, seq, d_out])
+    let out = matmul_columns(x.reshape([batch * seq, d_in]), weight).reshape([batch, seq, d_out]);
+    match &linear.bias {
+        Some(bias) => out + bias.val().reshape([1, 1, d_out]),
+        None => out,
+    }
 }
 
 #[cfg(test)]

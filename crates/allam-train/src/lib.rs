@@ -1,7 +1,7 @@
 //! # allam-train: the training loop of the ALLaM recipe
 //!
 //! Pretraining from scratch and continued pretraining on the data mixture, with the paper's
-//! optimizer (AdamW β 0.9/0.95, ε 1e-8, weight decay 0.1 but not on norms), warm-up + cosine or
+//! optimizer (AdamW β 0.9/0.95, ε 1e-8, weight decay 0.1 but not on norms or biases), warm-up + cosine or
 //! constant learning rate, global-norm clipping at 1.0, gradient accumulation, data-parallel
 //! replicas, the embeddings-only warm-up of new vocabulary rows, checkpoints that resume exactly,
 //! checkpoint averaging and loss curves. SFT and DPO reuse the same loop with other

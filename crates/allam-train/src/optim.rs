@@ -5,7 +5,7 @@
 //! recipe needs both, so the update is written here, exactly as PyTorch's `torch.optim.AdamW`:
 //!
 //! ```text
-//! θ ← θ − lr·λ·θ                         (decoupled weight decay; λ = 0 for norms)
+//! θ ← θ − lr·λ·θ                         (decoupled weight decay; λ = 0 for norms and biases)
 //! m ← β₁ m + (1 − β₁) g
 //! v ← β₂ v + (1 − β₂) g²
 //! θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
@@ -34,7 +34,7 @@ pub struct AdamWConfig {
     /// Denominator guard.
     #[serde(default = "eps")]
     pub eps: f64,
-    /// Decoupled weight decay (not applied to norm weights).
+    /// Decoupled weight decay (not applied to norm weights and biases).
     #[serde(default = "weight_decay")]
     pub weight_decay: f64,
     /// Global gradient-norm clipping threshold; `None` (or 0) disables clipping.
@@ -341,7 +341,7 @@ fn adamw(
             grad.square().mul_scalar(1.0 - b2),
         ),
     };
-    // No decay on norm weights (the only 1-D parameters of the model).
+    // No decay on norm weights and biases (the 1-D parameters), as Megatron and most HF recipes.
     let decay = if param.shape.len() > 1 {
         config.weight_decay
     } else {

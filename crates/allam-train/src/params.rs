@@ -180,7 +180,7 @@ impl ModuleMapper for Update<'_> {
 }
 
 /// Draws every matrix of `model` from `N(0, std²)` with a generator seeded by `seed` and the
-/// parameter's name, and sets every vector (the norms) to one. Burn's own initialisers draw from a
+/// parameter's name, sets the norms to one and the biases (if any) to zero. Burn's own initialisers draw from a
 /// process-wide generator, lazily, on first use, so weights would depend on what else ran before;
 /// these depend on the seed only.
 pub fn seeded_init(model: Llama, std: f64, seed: u64) -> Llama {
@@ -188,6 +188,9 @@ pub fn seeded_init(model: Llama, std: f64, seed: u64) -> Llama {
     let device = model.device();
     let mut draw = |name: &str, current: Flat| -> Option<Tensor<1>> {
         let numel: usize = current.shape.iter().product();
+        if name.ends_with("bias") {
+            return Some(Tensor::zeros([numel], &device));
+        }
         if current.shape.len() == 1 {
             return Some(Tensor::ones([numel], &device));
         }

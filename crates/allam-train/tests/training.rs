@@ -26,8 +26,14 @@ fn tiny_model(seed: u64) -> Llama {
     tiny_model_on(seed, &device())
 }
 
+/// A tiny untied model with every bias a Llama config can ask for (`attention_bias`, `mlp_bias`),
+/// so each trainer test covers them too.
 fn tiny_model_on(seed: u64, device: &Device) -> Llama {
-    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
+    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4)
+        .with_tie_word_embeddings(false)
+        .with_qkv_bias(true)
+        .with_o_proj_bias(true)
+        .with_mlp_bias(true);
     // Burn's initialisers draw lazily from a process-wide generator (tests run in parallel).
     allam_train::params::seeded_init(config.init(device), 0.02, seed)
 }
@@ -231,6 +237,10 @@ fn every_device_makes_the_same_steps_as_the_cpu() {
             }
         }
         assert!(t.model.device() == device, "{dev}: the model left its device");
+        let moved = expected_params["layers.0.self_attn.q_proj.bias"]
+            .iter()
+            .any(|b| b.abs() > 1e-3);
+        assert!(moved, "the q/k/v biases start at zero and are trained");
         let d = max_diff(&params(&t.model), &expected_params);
         assert!(d < 1e-4, "{dev}: weights after AdamW differ by {d}");
     }
@@ -303,7 +313,11 @@ fn adamw_and_global_clipping_match_a_hand_computation() {
         p
     };
     for (name, values) in &after {
-        let decay = if name.ends_with("gamma") { 0.0 } else { 0.1 };
+        let decay = if name.ends_with("gamma") || name.ends_with("bias") {
+            0.0
+        } else {
+            0.1
+        };
         for (i, (&p, &p0)) in values.iter().zip(&before[name]).enumerate().step_by(7) {
             let e = expect(f64::from(p0), decay);
             assert!((f64::from(p) - e).abs() < 1e-6, "{name}[{i}]: {p} vs {e}");
@@ -356,9 +370,13 @@ fn the_warmup_trains_only_new_rows_and_leaves_the_rest_bit_for_bit() {
 }
 
 #[test]
-fn norms_are_not_decayed() {
+fn norms_and_biases_are_not_decayed() {
     // zero gradients: Adam's update is 0, only the decoupled decay acts
-    let model = tiny_model(5);
+    let ones = |name: &str, current: Flat| {
+        name.ends_with("bias")
+            .then(|| Tensor::<1>::ones(current.values.dims(), &device()))
+    };
+    let model = allam_train::params::update_params(tiny_model(5), &mut |n, c| ones(n, c));
     let before = params(&model);
     let mut adamw = AdamW::new(AdamWConfig::default());
     let (model, _) = adamw
@@ -366,6 +384,10 @@ fn norms_are_not_decayed() {
         .unwrap();
     let after = params(&model);
     assert_eq!(after["norm.gamma"], before["norm.gamma"]);
+    for bias in ["layers.0.self_attn.k_proj.bias", "layers.1.mlp.up_proj.bias"] {
+        assert_eq!(after[bias], before[bias], "{bias}");
+        assert!(before[bias].iter().all(|b| *b == 1.0));
+    }
     let (w, w0) = (
         &after["layers.1.mlp.down_proj.weight"],
         &before["layers.1.mlp.down_proj.weight"],
@@ -537,6 +559,48 @@ fn a_pretraining_run_on_every_device_matches_the_cpu() {
     );
 }
 
+/// Continued pretraining of a Qwen2 checkpoint (q/k/v biases): the biases are trained, saved in
+/// checkpoints and exported under their Hugging Face names, and the export keeps the family.
+#[test]
+fn a_qwen2_checkpoint_trains_and_exports_its_biases() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-qwen2-bias");
+    let lines: Vec<String> = (0..40).map(|i| format!("the cat sat on the mat {i}.")).collect();
+    std::fs::write(dir.path().join("en.txt"), lines.join("\n")).unwrap();
+    let tokenizer = base.join("tokenizer.json");
+    std::fs::write(
+        dir.path().join("recipe.toml"),
+        format!(
+            "tokenizer = {tokenizer:?}\nseq_len = 32\nseed = 1\n[languages]\nen = 1.0\n\
+             [[sources]]\nname = \"en\"\nlanguage = \"en\"\npaths = [\"en.txt\"]\n"
+        ),
+    )
+    .unwrap();
+    let text = format!(
+        "[model]\ndir = {base:?}\n[data]\nrecipe = \"recipe.toml\"\n\
+         [schedule]\nkind = \"constant\"\nlr = 1e-2\nwarmup_steps = 0\n\
+         [train]\nmax_steps = 2\nmicro_batch_size = 2\ngrad_accum = 1\n[checkpoint]\nevery = 2\n"
+    );
+    std::fs::write(dir.path().join("run.toml"), text).unwrap();
+    let config = RunConfig::load(&dir.path().join("run.toml")).unwrap();
+    let run = dir.path().join("run");
+    train(&config, &run, &RunOptions::default(), &Quiet).unwrap();
+    let before = allam_model::PretrainedModel::load(&base, &device()).unwrap();
+    let after = allam_model::PretrainedModel::load(&run.join("final"), &device()).unwrap();
+    assert_eq!(after.model.config, before.model.config);
+    assert_eq!(after.hf_config.family().unwrap(), allam_model::ModelFamily::Qwen2);
+    let (b, a) = (params(&before.model), params(&after.model));
+    for name in ["layers.0.self_attn.q_proj.bias", "layers.1.self_attn.v_proj.bias"] {
+        let moved = a[name]
+            .iter()
+            .zip(&b[name])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(moved > 1e-3, "{name} was not trained (max change {moved})");
+    }
+    assert!(!a.contains_key("layers.0.self_attn.o_proj.bias"));
+}
+
 #[test]
 fn checkpoint_averaging_is_the_mean_of_the_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -636,9 +700,10 @@ fn seeded_initialisation_depends_on_the_seed_only() {
     assert_eq!(a, b);
     assert_ne!(a["layers.0.mlp.up_proj.weight"], c["layers.0.mlp.up_proj.weight"]);
     assert!(a["norm.gamma"].iter().all(|&g| g == 1.0));
+    assert!(a["layers.0.self_attn.q_proj.bias"].iter().all(|&b| b == 0.0));
     let w: Vec<f64> = a
         .iter()
-        .filter(|(k, _)| !k.ends_with("gamma"))
+        .filter(|(k, _)| k.ends_with("weight"))
         .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
         .collect();
     let mean = w.iter().sum::<f64>() / w.len() as f64;
@@ -658,7 +723,11 @@ fn optimizer_state_of_another_model_is_an_error_not_a_panic() {
         .unwrap();
     let path = Path::new("run/checkpoints/step-00000001/optimizer.safetensors");
     adamw.check_fits(&model, path).unwrap();
-    let wider = LlamaConfig::new(VOCAB, 16, 48, 2, 4, 2, 4).init(&device());
+    let wider = LlamaConfig::new(VOCAB, 16, 48, 2, 4, 2, 4)
+        .with_qkv_bias(true)
+        .with_o_proj_bias(true)
+        .with_mlp_bias(true)
+        .init(&device());
     let err = adamw.check_fits(&wider, path).unwrap_err().to_string();
     assert!(
         err.contains("step-00000001") && err.contains("mlp") && err.contains("the model's parameter has"),

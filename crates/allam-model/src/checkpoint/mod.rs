@@ -1,7 +1,8 @@
 //! Hugging Face checkpoints: `config.json` + `model.safetensors` (or shards with
 //! `model.safetensors.index.json`), in f32, bf16 or f16.
 //!
-//! Tensor names and layouts are exactly `transformers`' `LlamaForCausalLM` state dict: linear
+//! Tensor names and layouts are exactly `transformers`' `LlamaForCausalLM` (and Mistral / Qwen2)
+//! state dict: linear
 //! weights are `[out, in]` (Burn's `Linear` holds `[in, out]`, so they are transposed on the way
 //! in and out).
 mod load;
@@ -28,7 +29,7 @@ pub(crate) enum HfTensor {
     Linear(Tensor<2>),
     /// A matrix stored as is (the embedding).
     Matrix(Tensor<2>),
-    /// A vector (norm weights).
+    /// A vector (norm weights, biases).
     Vector(Tensor<1>),
 }
 
@@ -79,6 +80,12 @@ pub(crate) fn hf_tensors(model: &Llama) -> Vec<(String, HfTensor)> {
         ];
         for (name, lin) in linears {
             out.push((p(name), HfTensor::Linear(lin.weight.val())));
+            if let Some(bias) = &lin.bias {
+                out.push((
+                    format!("model.layers.{i}.{name}.bias"),
+                    HfTensor::Vector(bias.val()),
+                ));
+            }
         }
         out.push((
             p("input_layernorm"),
@@ -117,19 +124,27 @@ pub(crate) fn assemble(
     let embed = matrix(next()?, device);
     let mut layers = Vec::with_capacity(c.num_hidden_layers);
     for _ in 0..c.num_hidden_layers {
+        let mut linear = |bias: bool| -> Result<Linear> {
+            let weight = next()?;
+            let bias = if bias { Some(vector(next()?, device)) } else { None };
+            Ok(Linear {
+                weight: Param::from_tensor(matrix(weight, device).transpose()),
+                bias: bias.map(Param::from_tensor),
+            })
+        };
         let self_attn = Attention {
-            q_proj: linear(next()?, device),
-            k_proj: linear(next()?, device),
-            v_proj: linear(next()?, device),
-            o_proj: linear(next()?, device),
+            q_proj: linear(c.qkv_bias)?,
+            k_proj: linear(c.qkv_bias)?,
+            v_proj: linear(c.qkv_bias)?,
+            o_proj: linear(c.o_proj_bias)?,
             num_heads: c.num_attention_heads,
             num_kv_heads: c.num_key_value_heads,
             head_dim: c.head_dim,
         };
         let mlp = SwiGlu {
-            gate_proj: linear(next()?, device),
-            up_proj: linear(next()?, device),
-            down_proj: linear(next()?, device),
+            gate_proj: linear(c.mlp_bias)?,
+            up_proj: linear(c.mlp_bias)?,
+            down_proj: linear(c.mlp_bias)?,
         };
         layers.push(DecoderLayer {
             input_layernorm: rms_norm(next()?, eps, device),
@@ -142,7 +157,10 @@ pub(crate) fn assemble(
     let lm_head = if c.tie_word_embeddings {
         None
     } else {
-        Some(linear(next()?, device))
+        Some(Linear {
+            weight: Param::from_tensor(matrix(next()?, device).transpose()),
+            bias: None,
+        })
     };
     Ok(Llama {
         embed_tokens: Embedding {
@@ -159,17 +177,13 @@ fn matrix((values, shape): (Vec<f32>, Vec<usize>), device: &Device) -> Tensor<2>
     Tensor::from_data(TensorData::new(values, [shape[0], shape[1]]), device)
 }
 
-/// HF stores linear weights `[out, in]`; Burn's `Linear` multiplies by `[in, out]`.
-fn linear(tensor: (Vec<f32>, Vec<usize>), device: &Device) -> Linear {
-    Linear {
-        weight: Param::from_tensor(matrix(tensor, device).transpose()),
-        bias: None,
-    }
+fn vector((values, shape): (Vec<f32>, Vec<usize>), device: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(values, [shape[0]]), device)
 }
 
-fn rms_norm((values, shape): (Vec<f32>, Vec<usize>), epsilon: f64, device: &Device) -> RmsNorm {
+fn rms_norm(tensor: (Vec<f32>, Vec<usize>), epsilon: f64, device: &Device) -> RmsNorm {
     RmsNorm {
-        gamma: Param::from_tensor(Tensor::from_data(TensorData::new(values, [shape[0]]), device)),
+        gamma: Param::from_tensor(vector(tensor, device)),
         epsilon,
     }
 }
@@ -185,19 +199,24 @@ pub fn expected_tensors(config: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
     );
     let mut all = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, d])];
     for i in 0..c.num_hidden_layers {
-        let shapes = [
-            ("self_attn.q_proj", vec![q, d]),
-            ("self_attn.k_proj", vec![kv, d]),
-            ("self_attn.v_proj", vec![kv, d]),
-            ("self_attn.o_proj", vec![d, q]),
-            ("mlp.gate_proj", vec![ff, d]),
-            ("mlp.up_proj", vec![ff, d]),
-            ("mlp.down_proj", vec![d, ff]),
-            ("input_layernorm", vec![d]),
-            ("post_attention_layernorm", vec![d]),
+        // (module, weight shape, whether it has a bias), in state-dict order.
+        let modules = [
+            ("self_attn.q_proj", vec![q, d], c.qkv_bias),
+            ("self_attn.k_proj", vec![kv, d], c.qkv_bias),
+            ("self_attn.v_proj", vec![kv, d], c.qkv_bias),
+            ("self_attn.o_proj", vec![d, q], c.o_proj_bias),
+            ("mlp.gate_proj", vec![ff, d], c.mlp_bias),
+            ("mlp.up_proj", vec![ff, d], c.mlp_bias),
+            ("mlp.down_proj", vec![d, ff], c.mlp_bias),
+            ("input_layernorm", vec![d], false),
+            ("post_attention_layernorm", vec![d], false),
         ];
-        for (name, shape) in shapes {
+        for (name, shape, bias) in modules {
+            let rows = shape[0];
             all.push((format!("model.layers.{i}.{name}.weight"), shape));
+            if bias {
+                all.push((format!("model.layers.{i}.{name}.bias"), vec![rows]));
+            }
         }
     }
     all.push(("model.norm.weight".into(), vec![d]));
@@ -213,8 +232,12 @@ mod tests {
 
     #[test]
     fn expected_tensors_match_the_model() {
-        for tied in [false, true] {
-            let config = LlamaConfig::new(11, 8, 12, 2, 4, 2, 4).with_tie_word_embeddings(tied);
+        for (tied, biases) in [(false, false), (true, true)] {
+            let config = LlamaConfig::new(11, 8, 12, 2, 4, 2, 4)
+                .with_tie_word_embeddings(tied)
+                .with_qkv_bias(biases)
+                .with_o_proj_bias(biases)
+                .with_mlp_bias(biases);
             let model = config.init(&Device::default());
             let from_model: Vec<_> = hf_tensors(&model)
                 .iter()
