@@ -279,4 +279,33 @@ mod tests {
             "{table}"
         );
     }
+
+    #[test]
+    fn counts_by_script_for_byte_level_tokenizers() {
+        use crate::fixture::{ByteLevelStyle, byte_level_style_tokenizer};
+        for style in [ByteLevelStyle::Llama3, ByteLevelStyle::Gpt2] {
+            // Trained on English only: every Arabic letter is two byte tokens, neither a whole character.
+            let tok = byte_level_style_tokenizer(300, 0, style).unwrap();
+            let docs = ["The river bank", "كتاب جديد 42", ""].map(|s| Ok(s.to_string()));
+            let stats = measure("fixture", &tok, docs.into_iter()).unwrap();
+            let latin = stats.script(Script::Latin).unwrap();
+            assert_eq!((latin.counts.words, latin.counts.bytes), (3, 12));
+            assert_eq!(latin.counts.byte_fallback, 0);
+            let arabic = stats.script(Script::Arabic).unwrap();
+            assert_eq!((arabic.counts.words, arabic.counts.bytes), (2, 16));
+            // 16 byte tokens and the lone `Ġ` before the second word (a whole character: a space).
+            assert_eq!(
+                (arabic.counts.tokens, arabic.counts.byte_fallback),
+                (17, 16),
+                "{style:?}: {:?}",
+                tok.encode("كتاب جديد 42", false).unwrap().get_tokens()
+            );
+            let total: u64 = stats.by_script.values().map(|s| s.counts.tokens).sum();
+            let direct: usize = ["The river bank", "كتاب جديد 42"]
+                .iter()
+                .map(|d| tok.encode(*d, false).unwrap().len())
+                .sum();
+            assert_eq!(total as usize, direct);
+        }
+    }
 }
