@@ -11,7 +11,7 @@
 //! | prepare text | base normalizer (+ optional [`ArabicNormalization`]) and pre-tokenizer → Arabic words with `▁` (byte-level: `Ġ`, in byte symbols) | [`normalize`], [`byte_level`] |
 //! | learn | documents → [`ArabicVocab`] (the `tokenizers` BPE trainer) | [`train`] |
 //! | merge | [`BaseBpe`] + [`ArabicVocab`] → [`MergedVocab`], every new piece verified reachable | [`merge`] |
-//! | whole expansion | [`ExpansionConfig`] → [`ExpandedTokenizer`] + [`ExpansionReport`] | [`expand`], [`report`] |
+//! | whole expansion | [`ExpansionConfig`] → [`ExpandedTokenizer`] + [`ExpansionReport`] | [`expand`](mod@expand), [`report`] |
 //! | measure | tokenizers × texts → [`TokenizerStats`] by script | [`stats`] |
 //!
 //! ```no_run
