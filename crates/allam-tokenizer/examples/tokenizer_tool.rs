@@ -211,6 +211,11 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let added_same = base.get_added_tokens_decoder() == merged.get_added_tokens_decoder();
             let (mut reachable, mut new, mut reserved) = (0, 0, 0);
             let size = merged.get_vocab_size(true);
+            // Reachable through the merges: with `ignore_merges` (Llama-3) every entry encodes to itself.
+            let mut model = merged.get_model().clone();
+            if let tokenizers::ModelWrapper::BPE(bpe) = &mut model {
+                bpe.ignore_merges = false;
+            }
             for id in base_vocab.len() as u32..size as u32 {
                 let piece = merged.id_to_token(id).ok_or("hole in the id range")?;
                 if piece.starts_with("<|reserved_") {
@@ -218,7 +223,7 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     continue;
                 }
                 new += 1;
-                let tokens = tokenizers::Model::tokenize(merged.get_model(), &piece)?;
+                let tokens = tokenizers::Model::tokenize(&model, &piece)?;
                 reachable += usize::from(tokens.len() == 1 && tokens[0].id == id);
             }
             println!(

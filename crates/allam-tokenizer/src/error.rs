@@ -33,9 +33,9 @@ pub enum Error {
         /// What was expected.
         message: String,
     },
-    /// The base model type is not a byte-fallback BPE of the Llama/Mistral kind.
+    /// The base is neither a byte-fallback BPE of the Llama-2/Mistral kind nor a byte-level BPE.
     #[error(
-        "unsupported base tokenizer: {found}; expected a BPE model with byte_fallback = true and `▁` word marks (Llama/Mistral kind)"
+        "unsupported base tokenizer: {found}; expected a BPE model with byte_fallback = true and `▁` word marks (Llama-2/Mistral kind) or a byte-level BPE with a ByteLevel pre-tokenizer (GPT-2/Llama-3/Qwen2/SmolLM2 kind)"
     )]
     UnsupportedBase {
         /// What the base is.

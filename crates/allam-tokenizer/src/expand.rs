@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 use tokenizers::models::bpe::BPE;
 
+use crate::byte_level;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::io::{load_tokenizer, write_atomic};
-use crate::merge::{BaseBpe, MergePriority, is_arabic_piece, merge_vocab};
+use crate::merge::{BaseBpe, BpeFamily, MergePriority, merge_vocab};
 use crate::normalize::{ArabicNormalization, TextPipeline, compose_normalizer};
 use crate::report::{
     ArabicFertility, ExpansionReport, FertilityReport, MergeSummary, NonArabicCheck, TrainingSummary,
@@ -36,7 +37,8 @@ pub struct ExpansionConfig {
     pub priority: MergePriority,
     /// Minimum pair frequency for the trainer.
     pub min_frequency: u64,
-    /// Longest learned piece, in characters.
+    /// Longest learned piece, in characters (for byte-level bases the trainer counts bytes and is given
+    /// twice this: an Arabic letter is two UTF-8 bytes).
     pub max_token_length: Option<usize>,
     /// Extra pieces to learn beyond the need, as a fraction of it (replacements for dropped pieces).
     pub train_margin: f64,
@@ -124,13 +126,22 @@ pub fn expand(
         pre_tokenizer: base.get_pre_tokenizer().cloned(),
     };
 
-    // Learn enough to cover what the base already has and what will be dropped.
-    let in_base = base_bpe.vocab.keys().filter(|p| is_arabic_piece(p)).count();
-    let requested = needed + in_base + ((needed as f64 * config.train_margin) as usize).max(64);
+    // Learn enough to cover what the base already has and what will be dropped (and, for byte-level
+    // bases, the 256 byte symbols the trainer starts from).
+    let byte_level = base_bpe.family == BpeFamily::ByteLevel;
+    let in_base = base_bpe
+        .vocab
+        .keys()
+        .filter(|p| base_bpe.is_arabic_piece(p))
+        .count();
+    let alphabet = if byte_level { 256 } else { 0 };
+    let requested = needed + in_base + alphabet + ((needed as f64 * config.train_margin) as usize).max(64);
     let train = TrainConfig {
         vocab_size: requested,
         min_frequency: config.min_frequency,
-        max_token_length: config.max_token_length,
+        max_token_length: config
+            .max_token_length
+            .map(|n| if byte_level { 2 * n } else { n }),
         ..TrainConfig::default()
     };
     let arabic = train_arabic_vocab(corpus, &pipeline, &train)?;
@@ -184,6 +195,8 @@ pub fn expand(
             .as_ref()
             .map(|c| c.files().iter().map(|(p, _)| p.display().to_string()).collect()),
         base_vocab_size: base_bpe.vocab_size,
+        base_family: base_bpe.family,
+        base_ignores_merges: base_bpe.ignores_merges(),
         requested_vocab_size: config.vocab_size,
         pad_to_multiple: config.pad_to_multiple,
         vocab_size: final_size,
@@ -256,8 +269,8 @@ pub fn expand_files(
 }
 
 /// The learned Arabic vocabulary (its alphabet and its first `merges` merges) as a tokenizer of its own:
-/// the same normalizer and pre-tokenizer, `<unk>` and 256 byte pieces for everything outside the
-/// vocabulary.
+/// the same normalizer, pre-tokenizer and decoder; for everything outside the vocabulary `<unk>` and the
+/// 256 `<0xXX>` byte pieces (byte-fallback bases) or the 256 byte symbols (byte-level bases).
 pub fn arabic_only_tokenizer(
     base: &BaseBpe,
     arabic: &ArabicVocab,
@@ -266,14 +279,19 @@ pub fn arabic_only_tokenizer(
     base_tokenizer: &Tokenizer,
 ) -> Result<Tokenizer> {
     let mut vocab: HashMap<String, u32> = HashMap::new();
-    let specials = std::iter::once("<unk>".to_string()).chain((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+    let specials: Vec<String> = match base.family {
+        BpeFamily::ByteFallback => std::iter::once("<unk>".to_string())
+            .chain((0..=255u8).map(|b| format!("<0x{b:02X}>")))
+            .collect(),
+        BpeFamily::ByteLevel => byte_level::alphabet().iter().map(char::to_string).collect(),
+    };
     let merges = &arabic.merges[..merges.min(arabic.merges.len())];
     let learned = arabic
         .alphabet
         .iter()
         .cloned()
         .chain(merges.iter().map(|(a, b)| format!("{a}{b}")));
-    for piece in specials.chain(learned) {
+    for piece in specials.into_iter().chain(learned) {
         let next = vocab.len() as u32;
         vocab.entry(piece).or_insert(next);
     }

@@ -1,17 +1,22 @@
-//! A small Llama-style tokenizer and texts we wrote ourselves, for tests, examples and smoke runs,
-//! and [`train_llama_style`], which trains such a base tokenizer on any text.
+//! Small Llama-style and byte-level tokenizers and texts we wrote ourselves, for tests, examples and smoke
+//! runs, and [`train_llama_style`] / [`train_byte_level_style`], which train such base tokenizers on any
+//! text.
 //!
 //! [`llama_style_tokenizer`] trains, in well under a second, a BPE with byte fallback, `▁` word marks,
 //! `<unk>`/`<s>`/`</s>` and the 256 `<0xXX>` byte pieces at ids 3–258 — the composition of Llama-2 and
 //! Mistral's `tokenizer.json` — on `fixtures/english.txt` plus a few lines of `fixtures/arabic.txt` (so the
 //! base already knows some Arabic characters and merges, as Mistral does).
+//! [`byte_level_style_tokenizer`] does the same for the byte-level compositions of Llama-3 / Qwen2 and of
+//! GPT-2 / SmolLM2 ([`ByteLevelStyle`]).
 use std::collections::HashMap;
 
 use tokenizers::models::bpe::{BPE, BpeTrainer};
 use tokenizers::normalizers::{Prepend, Replace, Sequence};
-use tokenizers::{NormalizerWrapper, Tokenizer, Trainer};
+use tokenizers::{NormalizerWrapper, PreTokenizerWrapper, Tokenizer, Trainer};
 
+use crate::byte_level;
 use crate::error::{Error, Result};
+use crate::normalize::TextPipeline;
 use crate::train::bpe_parts;
 
 /// English sentences written for this project (50 lines, prose and a few lines of code).
@@ -96,6 +101,130 @@ pub fn train_llama_style(lines: &[&str], pieces: usize) -> Result<Tokenizer> {
     json.to_string().parse().map_err(Error::tokenizers)
 }
 
+/// The split regex of Llama-3's pre-tokenizer (also Qwen2's, up to `\p{N}` vs `\p{N}{1,3}`): an optional
+/// non-letter before a run of letters, numbers by up to three digits, punctuation runs, whitespace.
+/// Arabic diacritics are marks (`\p{M}`), not letters, so it splits diacritised words at them.
+pub const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Which byte-level composition [`train_byte_level_style`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteLevelStyle {
+    /// Llama-3 / Qwen2: a `Sequence` of `Split` ([`LLAMA3_SPLIT`], isolated) and
+    /// `ByteLevel(add_prefix_space = false, use_regex = false)`; `ignore_merges = true`;
+    /// `<|begin_of_text|>` / `<|end_of_text|>` as added tokens after the vocabulary, `<|begin_of_text|>`
+    /// added by the post-processor.
+    Llama3,
+    /// GPT-2 / SmolLM2: `ByteLevel(add_prefix_space = false, use_regex = true)` (GPT-2's own regex);
+    /// `ignore_merges = false`; `<|endoftext|>` / `<|im_start|>` / `<|im_end|>` at ids 0–2, in the model
+    /// vocabulary too; a `ByteLevel` post-processor that trims offsets.
+    Gpt2,
+}
+
+/// Trains a byte-level tokenizer of `style` with `pieces` learned pieces (besides the 256 byte symbols
+/// and the special tokens) on [`ENGLISH`] and the first `arabic_lines` lines of [`ARABIC`].
+pub fn byte_level_style_tokenizer(
+    pieces: usize,
+    arabic_lines: usize,
+    style: ByteLevelStyle,
+) -> Result<Tokenizer> {
+    let text: Vec<&str> = ENGLISH.lines().chain(ARABIC.lines().take(arabic_lines)).collect();
+    train_byte_level_style(&text, pieces, style)
+}
+
+/// Trains a byte-level BPE tokenizer — the 256 byte symbols, `pieces` learned pieces, the pre-tokenizer,
+/// special tokens and post-processor of `style`, the `ByteLevel` decoder — on `lines` (pre-tokenised by
+/// that pre-tokenizer, as the `tokenizers` trainer does).
+pub fn train_byte_level_style(lines: &[&str], pieces: usize, style: ByteLevelStyle) -> Result<Tokenizer> {
+    let llama3 = style == ByteLevelStyle::Llama3;
+    let pre_tokenizer = if llama3 {
+        serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
+        ]})
+    } else {
+        serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
+    };
+    let pipeline = TextPipeline {
+        normalizer: None,
+        pre_tokenizer: Some(
+            serde_json::from_value::<PreTokenizerWrapper>(pre_tokenizer.clone())
+                .map_err(Error::tokenizers)?,
+        ),
+    };
+    let mut trainer = BpeTrainer::builder()
+        .vocab_size(256 + pieces)
+        .min_frequency(2)
+        .show_progress(false)
+        .initial_alphabet(byte_level::alphabet().into_iter().collect())
+        .build();
+    trainer
+        .feed(lines.iter(), |line| {
+            pipeline.segments(line).map_err(|e| e.to_string().into())
+        })
+        .map_err(Error::tokenizers)?;
+    let mut trained = BPE::default();
+    trainer.train(&mut trained).map_err(Error::tokenizers)?;
+    let (trained_vocab, merges) = bpe_parts(&trained)?;
+    let mut learned: Vec<(u32, String)> = trained_vocab.into_iter().map(|(s, i)| (i, s)).collect();
+    learned.sort();
+
+    let specials: &[&str] = if llama3 {
+        &["<|begin_of_text|>", "<|end_of_text|>"]
+    } else {
+        &["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    };
+    let mut vocab: Vec<String> = Vec::new();
+    if !llama3 {
+        vocab.extend(specials.iter().map(|s| s.to_string()));
+    }
+    vocab.extend(learned.into_iter().map(|(_, s)| s));
+    let first_special = if llama3 { vocab.len() } else { 0 };
+    let added: Vec<serde_json::Value> = specials
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({"id": first_special + i, "content": s, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    let vocab: HashMap<String, u32> = vocab.into_iter().zip(0..).collect();
+    let post_processor = if llama3 {
+        let bos = specials[0];
+        serde_json::json!({"type": "Sequence", "processors": [
+            {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
+            {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+             "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                      {"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+             "special_tokens": {bos: {"id": bos, "ids": [first_special], "tokens": [bos]}}}
+        ]})
+    } else {
+        serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
+    };
+    // SmolLM2 writes the empty affixes out; Llama-3 writes null.
+    let affix = if llama3 {
+        serde_json::Value::Null
+    } else {
+        "".into()
+    };
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": post_processor,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": affix,
+            "end_of_word_suffix": affix, "fuse_unk": false, "byte_fallback": false, "ignore_merges": llama3,
+            "vocab": vocab, "merges": merges
+        }
+    });
+    json.to_string().parse().map_err(Error::tokenizers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +239,41 @@ mod tests {
         // Unknown characters fall back to bytes.
         let enc = tok.encode("€", false).unwrap();
         assert!(enc.get_tokens().iter().any(|t| t == "<0xE2>"));
+    }
+
+    #[test]
+    fn byte_level_fixtures_are_shaped_like_llama3_and_smollm2() {
+        use tokenizers::Model;
+        for style in [ByteLevelStyle::Llama3, ByteLevelStyle::Gpt2] {
+            let tok = byte_level_style_tokenizer(300, 5, style).unwrap();
+            let text = "The river's bank, 1984 — naïve café 東京 🙂 ذهب الولد";
+            let enc = tok.encode(text, true).unwrap();
+            assert_eq!(
+                tok.decode(enc.get_ids(), false)
+                    .unwrap()
+                    .trim_start_matches("<|begin_of_text|>"),
+                text
+            );
+            let model = tok.get_model();
+            assert!(
+                byte_level::alphabet()
+                    .iter()
+                    .all(|c| model.token_to_id(&c.to_string()).is_some())
+            );
+            let tokenizers::ModelWrapper::BPE(bpe) = model else {
+                unreachable!()
+            };
+            assert_eq!(bpe.ignore_merges, style == ByteLevelStyle::Llama3);
+            if style == ByteLevelStyle::Llama3 {
+                assert_eq!(tok.get_vocab_size(false), 256 + 300);
+                assert_eq!(tok.token_to_id("<|begin_of_text|>"), Some(556));
+                assert_eq!(enc.get_ids()[0], 556);
+                assert_eq!(enc.get_tokens()[1..3], ["The", "Ġri"]);
+            } else {
+                assert_eq!(tok.get_vocab_size(false), 3 + 256 + 300);
+                assert_eq!(tok.token_to_id("<|im_end|>"), Some(2));
+                assert_eq!(tok.encode("<|im_start|>hi", false).unwrap().get_ids()[0], 1);
+            }
+        }
     }
 }

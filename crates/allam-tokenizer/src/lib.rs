@@ -1,16 +1,17 @@
 //! # allam-tokenizer — teach a Llama-family tokenizer Arabic
 //!
 //! The tokenizer half of the ALLaM recipe (arXiv 2407.15390, §3): learn an Arabic sub-word vocabulary and
-//! merge it into the base model's byte-fallback BPE so that the base keeps every id — English and code
-//! encode exactly as before — while Arabic needs far fewer tokens per word.
+//! merge it into the base model's BPE — byte-fallback (Llama-2, Mistral) or byte-level (GPT-2, Llama-3,
+//! Qwen2, SmolLM2) — so that the base keeps every id — English and code encode exactly as before — while
+//! Arabic needs far fewer tokens per word.
 //!
 //! | stage | input → output | module |
 //! |---|---|---|
 //! | read corpora | `.txt` / `.jsonl` (plain, gzip, zstd) → documents, streamed | [`corpus`] |
-//! | prepare text | base normalizer (+ optional [`ArabicNormalization`]) → Arabic words with `▁` | [`normalize`] |
+//! | prepare text | base normalizer (+ optional [`ArabicNormalization`]) and pre-tokenizer → Arabic words with `▁` (byte-level: `Ġ`, in byte symbols) | [`normalize`], [`byte_level`] |
 //! | learn | documents → [`ArabicVocab`] (the `tokenizers` BPE trainer) | [`train`] |
 //! | merge | [`BaseBpe`] + [`ArabicVocab`] → [`MergedVocab`], every new piece verified reachable | [`merge`] |
-//! | whole expansion | [`ExpansionConfig`] → [`ExpandedTokenizer`] + [`ExpansionReport`] | [`expand`], [`report`] |
+//! | whole expansion | [`ExpansionConfig`] → [`ExpandedTokenizer`] + [`ExpansionReport`] | [`expand`](mod@expand), [`report`] |
 //! | measure | tokenizers × texts → [`TokenizerStats`] by script | [`stats`] |
 //!
 //! ```no_run
@@ -26,16 +27,21 @@
 //! ## Guarantees (each tested in `tests/expansion.rs`)
 //! 1. Every base piece keeps its id; special and added tokens are kept.
 //! 2. Text without Arabic-block characters ([`script::ARABIC_BLOCKS`]) encodes to exactly the base ids:
-//!    every new piece is an Arabic-script string, so no new merge can fire on such text.
-//! 3. Every new piece is reachable: the merged model encodes its surface string to that one id.
+//!    every new piece is an Arabic-script string (byte-level: bytes that occur only inside Arabic
+//!    characters, [`byte_level::is_arabic_bytes`]), so no new merge can fire on such text.
+//! 3. Every new piece is reachable: the merged model's merges (with `ignore_merges` off) turn its surface
+//!    string into that one id.
 //! 4. The vocabulary ends at exactly the requested size, or is padded to the requested multiple with
 //!    reserved entries.
 //! 5. Arabic fertility is reported for the base, the Arabic vocabulary alone and the merged tokenizer.
 //!
-//! Only byte-fallback BPE models with `▁` word marks (Llama-2, Mistral) are supported; WordPiece, Unigram,
-//! WordLevel and byte-level BPE get [`Error::UnsupportedBase`].
+//! Supported bases ([`BpeFamily`]): byte-fallback BPE with `▁` word marks (Llama-2, Mistral), and
+//! byte-level BPE — a `ByteLevel` pre-tokenizer, alone (GPT-2 regex) or after a `Split` regex (Llama-3,
+//! Qwen2), with or without `ignore_merges`. WordPiece, Unigram, WordLevel, BPE without either byte
+//! fallback or a `ByteLevel` pre-tokenizer, and BPE with subword affixes get [`Error::UnsupportedBase`].
 #![warn(missing_docs)]
 
+pub mod byte_level;
 pub mod corpus;
 pub mod error;
 pub mod expand;
@@ -51,9 +57,9 @@ pub mod train;
 pub use corpus::{Corpus, CorpusFormat};
 pub use error::{Error, Result};
 pub use expand::{ExpandedTokenizer, Expansion, ExpansionConfig, expand, expand_files};
-pub use fixture::train_llama_style;
+pub use fixture::{ByteLevelStyle, train_byte_level_style, train_llama_style};
 pub use io::load_tokenizer;
-pub use merge::{BaseBpe, MergePriority, MergedVocab, merge_vocab};
+pub use merge::{BaseBpe, BpeFamily, MergePriority, MergedVocab, merge_vocab};
 pub use normalize::{ArabicNormalization, TextPipeline};
 pub use report::ExpansionReport;
 pub use script::Script;

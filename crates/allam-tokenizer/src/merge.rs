@@ -1,12 +1,15 @@
-//! Merge a learned Arabic vocabulary into a base byte-fallback BPE, keeping every base id and making
-//! every new piece reachable.
+//! Merge a learned Arabic vocabulary into a base BPE — byte-fallback (Llama-2, Mistral) or byte-level
+//! (GPT-2, Llama-3, Qwen2, SmolLM2) — keeping every base id and making every new piece reachable.
 //!
 //! # How
 //! The base model's vocabulary keeps its ids; new pieces get the ids after the last id in use (added
 //! tokens included). New merges are taken from the Arabic trainer in its order. Every new merge produces an
-//! Arabic-script piece, so at least one of its two sides contains an Arabic-block character: no such
-//! symbol ever exists while encoding text without Arabic, and the base merges run there exactly as before
-//! (same order, same ids) wherever the new merges sit in the priority list.
+//! Arabic piece ([`BaseBpe::is_arabic_piece`]: Arabic-block characters and `▁` for byte-fallback bases;
+//! for byte-level bases, bytes that can only occur inside Arabic characters, see [`crate::byte_level`]).
+//! A merge creates its piece's text where it fires, so on text without Arabic no new merge can fire, and
+//! the base merges run there exactly as before (same order, same ids) wherever the new merges sit in the
+//! priority list. With `ignore_merges` (Llama-3), a pre-token found whole in the vocabulary is taken
+//! directly; a pre-token without Arabic never equals a new piece, so that shortcut is unchanged too.
 //!
 //! Where they sit matters for Arabic. With [`MergePriority::AfterBase`] the base's own Arabic merges
 //! fire first and can glue characters across the boundaries the Arabic trainer chose, so some learned
@@ -15,16 +18,19 @@
 //! words are segmented as by the Arabic tokenizer alone, and the base's Arabic merges only act afterwards.
 //!
 //! Either way nothing is assumed: after each build every new piece is encoded by the real `tokenizers`
-//! BPE. A piece that does not come out as itself is repaired when the merged model splits it into exactly
-//! two pieces (its merge is replaced by that pair, in the same place), and dropped otherwise, together with
-//! every learned merge that builds on it; further learned pieces then fill the freed slots, and the build is
-//! verified again until every new piece is reachable.
+//! BPE, with `ignore_merges` off (with it on, any vocabulary entry would trivially encode to itself; a
+//! piece must come out of the merges, as it has to inside a longer pre-token). A piece that does not come
+//! out as itself is repaired when the merged model splits it into exactly two pieces (its merge is
+//! replaced by that pair, in the same place), and dropped otherwise, together with every learned merge
+//! that builds on it; further learned pieces then fill the freed slots, and the build is verified again
+//! until every new piece is reachable.
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use tokenizers::models::bpe::{BPE, Vocab};
-use tokenizers::{Model, ModelWrapper, PreTokenizerWrapper, Tokenizer};
+use tokenizers::{Model, ModelWrapper, Tokenizer};
 
+use crate::byte_level;
 use crate::error::{Error, Result};
 use crate::normalize::WORD_MARK;
 use crate::script::is_arabic;
@@ -41,10 +47,22 @@ pub enum MergePriority {
     AfterBase,
 }
 
-/// Whether `piece` is a string the expansion may add: Arabic-block characters and `▁` only, at least one
-/// Arabic character.
+/// Whether `piece` is a string the expansion may add to a byte-fallback base: Arabic-block characters and
+/// `▁` only, at least one Arabic character. (Byte-level bases: [`byte_level::is_arabic_piece`].)
 pub fn is_arabic_piece(piece: &str) -> bool {
     piece.chars().all(|c| c == WORD_MARK || is_arabic(c)) && piece.chars().any(is_arabic)
+}
+
+/// The two kinds of BPE base the expansion supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BpeFamily {
+    /// Pieces are Unicode strings with `▁` word marks; characters outside the vocabulary fall back to
+    /// `<0xXX>` byte pieces (Llama-2, Mistral).
+    ByteFallback,
+    /// A `ByteLevel` pre-tokenizer maps every byte to one of 256 symbols (`Ġ` is the space); pieces are
+    /// strings of those symbols and may hold part of a character (GPT-2, Llama-3, Qwen2, SmolLM2).
+    ByteLevel,
 }
 
 /// The parts of a base tokenizer's BPE model that the merge works on.
@@ -56,6 +74,8 @@ pub struct BaseBpe {
     pub merges: Vec<(String, String)>,
     /// Size of the whole vocabulary: one past the largest id in use, added tokens included.
     pub vocab_size: u32,
+    /// Byte-fallback or byte-level.
+    pub family: BpeFamily,
     model: BPE,
 }
 
@@ -68,26 +88,37 @@ impl BaseBpe {
             ModelWrapper::Unigram(_) => return Err(unsupported("a Unigram model")),
             ModelWrapper::WordLevel(_) => return Err(unsupported("a WordLevel model")),
         };
-        if matches!(
-            tokenizer.get_pre_tokenizer(),
-            Some(PreTokenizerWrapper::ByteLevel(_))
-        ) {
-            return Err(unsupported(
-                "a byte-level BPE (ByteLevel pre-tokenizer, GPT-2/Llama-3 kind)",
-            ));
-        }
-        if !model.byte_fallback {
-            return Err(unsupported("a BPE without byte_fallback"));
-        }
-        if model.continuing_subword_prefix.is_some() || model.end_of_word_suffix.is_some() {
+        let byte_level = tokenizer
+            .get_pre_tokenizer()
+            .is_some_and(byte_level::is_byte_level);
+        let affix = |a: &Option<String>| a.as_deref().is_some_and(|a| !a.is_empty());
+        if affix(&model.continuing_subword_prefix) || affix(&model.end_of_word_suffix) {
             return Err(unsupported(
                 "a BPE with a continuing-subword prefix or end-of-word suffix",
             ));
         }
         let (vocab, merges) = bpe_parts(model)?;
-        if !vocab.contains_key(&WORD_MARK.to_string()) {
-            return Err(unsupported("a BPE whose vocabulary has no `▁` piece"));
-        }
+        let family = if byte_level {
+            if model.byte_fallback {
+                return Err(unsupported(
+                    "a byte-level BPE (ByteLevel pre-tokenizer) that also has byte_fallback",
+                ));
+            }
+            // No check that all 256 byte symbols are in the vocabulary: SmolLM2 lacks 21 (bytes that
+            // never or hardly occur in UTF-8 text), which the base drops. A missing symbol that is an
+            // Arabic piece (a lead byte 0xD8–0xDB) is added like any learned piece; others stay missing.
+            BpeFamily::ByteLevel
+        } else {
+            if !model.byte_fallback {
+                return Err(unsupported(
+                    "a BPE without byte_fallback and without a ByteLevel pre-tokenizer",
+                ));
+            }
+            if !vocab.contains_key(&WORD_MARK.to_string()) {
+                return Err(unsupported("a BPE whose vocabulary has no `▁` piece"));
+            }
+            BpeFamily::ByteFallback
+        };
         let vocab_size = tokenizer
             .get_vocab(true)
             .values()
@@ -98,19 +129,52 @@ impl BaseBpe {
             vocab,
             merges,
             vocab_size,
+            family,
             model: model.clone(),
         })
     }
 
-    /// Builds a BPE with the base's settings (unk token, byte fallback, ...) on another vocabulary.
+    /// Whether `piece` is an Arabic piece of this base's family: for byte-fallback bases
+    /// [`is_arabic_piece`], for byte-level bases [`byte_level::is_arabic_piece`].
+    pub fn is_arabic_piece(&self, piece: &str) -> bool {
+        match self.family {
+            BpeFamily::ByteFallback => is_arabic_piece(piece),
+            BpeFamily::ByteLevel => byte_level::is_arabic_piece(piece),
+        }
+    }
+
+    /// Whether the base takes a pre-token found whole in its vocabulary directly (`ignore_merges`, as
+    /// Llama-3 does).
+    pub fn ignores_merges(&self) -> bool {
+        self.model.ignore_merges
+    }
+
+    /// Builds a BPE with the base's settings (unk token, byte fallback, `ignore_merges`, ...) on another
+    /// vocabulary.
     pub fn build_like(&self, vocab: HashMap<String, u32>, merges: Vec<(String, String)>) -> Result<BPE> {
+        self.build_with(vocab, merges, self.model.ignore_merges)
+    }
+
+    /// [`build_like`](Self::build_like), but with `ignore_merges` as given.
+    fn build_with(
+        &self,
+        vocab: HashMap<String, u32>,
+        merges: Vec<(String, String)>,
+        ignore_merges: bool,
+    ) -> Result<BPE> {
         let mut builder = BPE::builder()
             .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
             .fuse_unk(self.model.fuse_unk)
             .byte_fallback(self.model.byte_fallback)
-            .ignore_merges(self.model.ignore_merges);
+            .ignore_merges(ignore_merges);
         if let Some(unk) = &self.model.unk_token {
             builder = builder.unk_token(unk.clone());
+        }
+        if let Some(prefix) = &self.model.continuing_subword_prefix {
+            builder = builder.continuing_subword_prefix(prefix.clone());
+        }
+        if let Some(suffix) = &self.model.end_of_word_suffix {
+            builder = builder.end_of_word_suffix(suffix.clone());
         }
         if let Some(p) = self.model.dropout {
             builder = builder.dropout(p);
@@ -162,7 +226,8 @@ pub fn merge_vocab(
     let mut repaired = Vec::new();
     for round in 1..=64 {
         let mut merged = build(base, arabic, new_pieces, priority, &excluded, &overrides);
-        let model = base.build_like(merged.vocab.clone(), merged.merges.clone())?;
+        // Merges only: with `ignore_merges` every vocabulary entry would encode to itself.
+        let model = base.build_with(merged.vocab.clone(), merged.merges.clone(), false)?;
         let mut failures = 0;
         for (piece, id) in &merged.new_pieces {
             let tokens = model.tokenize(piece).map_err(Error::tokenizers)?;
@@ -225,7 +290,10 @@ fn build(
     let mut block_pairs: HashSet<(String, String)> = HashSet::new();
 
     for c in &arabic.alphabet {
-        if new_pieces.len() < needed && is_arabic_piece(c) && !vocab.contains_key(c) && !excluded.contains(c)
+        if new_pieces.len() < needed
+            && base.is_arabic_piece(c)
+            && !vocab.contains_key(c)
+            && !excluded.contains(c)
         {
             vocab.insert(c.clone(), next_id);
             new_pieces.push((c.clone(), next_id));
@@ -235,7 +303,7 @@ fn build(
     let mut trainer_merges_used = 0;
     for (i, (a, b)) in arabic.merges.iter().enumerate() {
         let piece = format!("{a}{b}");
-        if !is_arabic_piece(&piece) || excluded.contains(&piece) {
+        if !base.is_arabic_piece(&piece) || excluded.contains(&piece) {
             continue;
         }
         let (a, b) = overrides.get(&piece).unwrap_or(&(a.clone(), b.clone())).clone();

@@ -12,6 +12,7 @@ use tokenizers::{
     PreTokenizer, PreTokenizerWrapper,
 };
 
+use crate::byte_level;
 use crate::error::{Error, Result};
 use crate::script::is_arabic;
 
@@ -158,12 +159,25 @@ impl TextPipeline {
             .collect())
     }
 
-    /// The Arabic training words of `text`: within each model-level segment, every maximal run of
-    /// Arabic-block characters, with the `▁` that directly precedes it (word-initial pieces carry `▁`).
+    /// Whether the pre-tokenizer is byte-level (segments are strings of byte symbols, see
+    /// [`crate::byte_level`]).
+    pub fn is_byte_level(&self) -> bool {
+        self.pre_tokenizer.as_ref().is_some_and(byte_level::is_byte_level)
+    }
+
+    /// The Arabic training words of `text`: within each model-level segment (a pre-token), every maximal
+    /// run of Arabic-block characters, with the word mark that directly precedes it — `▁` for
+    /// byte-fallback tokenizers; for byte-level ones the space, and the words are written in byte
+    /// symbols (`Ġ` + the bytes of the run), as the model sees them.
     pub fn arabic_words(&self, text: &str) -> Result<Vec<String>> {
         let mut words = Vec::new();
+        let byte_level = self.is_byte_level();
         for segment in self.segments(text)? {
-            split_arabic_words(&segment, &mut words);
+            if byte_level {
+                byte_level::arabic_words(&segment, &mut words);
+            } else {
+                split_arabic_words(&segment, &mut words);
+            }
         }
         Ok(words)
     }

@@ -2,7 +2,7 @@
 //! fertility before and after.
 use serde::{Deserialize, Serialize};
 
-use crate::merge::MergePriority;
+use crate::merge::{BpeFamily, MergePriority};
 use crate::normalize::ArabicNormalization;
 use crate::script::Script;
 use crate::stats::TokenizerStats;
@@ -18,6 +18,11 @@ pub struct ExpansionReport {
     pub eval_corpus: Option<Vec<String>>,
     /// Base vocabulary size (one past its largest id).
     pub base_vocab_size: u32,
+    /// Byte-fallback or byte-level base.
+    pub base_family: BpeFamily,
+    /// Whether the base (and so the expanded tokenizer) takes whole pre-tokens found in the vocabulary
+    /// directly (`ignore_merges`).
+    pub base_ignores_merges: bool,
     /// The requested vocabulary size.
     pub requested_vocab_size: u32,
     /// The requested multiple, if any.

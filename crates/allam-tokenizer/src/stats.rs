@@ -2,14 +2,18 @@
 //!
 //! Words are the whitespace-separated spans of the original text; a word is Arabic if it has an Arabic
 //! character, Latin if it has a Latin letter (and no Arabic), other otherwise. Each token is counted
-//! for the word that holds its last character (a token made only of the `▁` before a word counts for that
-//! word), using the byte offsets the tokenizer reports into the original text.
+//! for the word that holds its last character (a token made only of the `▁` or space before a word counts
+//! for that word), using the byte offsets the tokenizer reports into the original text. Byte-level
+//! tokenizers report offsets into the original text too (a token holding part of a character gets that
+//! character's span), so words and tokens are counted the same way for both families; their "byte-fallback"
+//! count is the tokens that are not whole characters.
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::byte_level;
 use crate::error::{Error, Result};
 use crate::script::Script;
 
@@ -22,7 +26,8 @@ pub struct Counts {
     pub bytes: u64,
     /// Tokens counted for those words.
     pub tokens: u64,
-    /// Of which byte-fallback pieces (`<0xXX>`).
+    /// Of which byte pieces: byte-fallback pieces (`<0xXX>`), or, for a byte-level tokenizer, pieces whose
+    /// bytes are not whole UTF-8 characters (part of a character, alone or joined to others).
     pub byte_fallback: u64,
 }
 
@@ -153,16 +158,25 @@ pub fn measure(
 
 const BATCH: usize = 4096;
 
-/// `table[id]` is true when `id` is a byte-fallback piece `<0xXX>`.
+/// `table[id]` is true when `id` is a byte piece: a byte-fallback piece `<0xXX>`, or, for a byte-level
+/// tokenizer (one with a `ByteLevel` pre-tokenizer), a piece whose bytes are not valid UTF-8.
 pub fn byte_piece_table(tokenizer: &Tokenizer) -> Vec<bool> {
+    let byte_level = tokenizer
+        .get_pre_tokenizer()
+        .is_some_and(byte_level::is_byte_level);
     let vocab = tokenizer.get_vocab(true);
     let len = vocab.values().max().map_or(0, |m| *m as usize + 1);
     let mut table = vec![false; len];
     for (piece, id) in vocab {
         let b = piece.as_bytes();
-        if b.len() == 6 && piece.starts_with("<0x") && piece.ends_with('>') {
-            table[id as usize] = b[3..5].iter().all(u8::is_ascii_hexdigit);
-        }
+        table[id as usize] = if byte_level {
+            byte_level::piece_bytes(&piece).is_some_and(|bytes| std::str::from_utf8(&bytes).is_err())
+        } else {
+            b.len() == 6
+                && piece.starts_with("<0x")
+                && piece.ends_with('>')
+                && b[3..5].iter().all(u8::is_ascii_hexdigit)
+        };
     }
     table
 }
@@ -264,5 +278,34 @@ mod tests {
             table.contains(&format!("| fixture | {vocab} | arabic | 2 | 18 |")),
             "{table}"
         );
+    }
+
+    #[test]
+    fn counts_by_script_for_byte_level_tokenizers() {
+        use crate::fixture::{ByteLevelStyle, byte_level_style_tokenizer};
+        for style in [ByteLevelStyle::Llama3, ByteLevelStyle::Gpt2] {
+            // Trained on English only: every Arabic letter is two byte tokens, neither a whole character.
+            let tok = byte_level_style_tokenizer(300, 0, style).unwrap();
+            let docs = ["The river bank", "كتاب جديد 42", ""].map(|s| Ok(s.to_string()));
+            let stats = measure("fixture", &tok, docs.into_iter()).unwrap();
+            let latin = stats.script(Script::Latin).unwrap();
+            assert_eq!((latin.counts.words, latin.counts.bytes), (3, 12));
+            assert_eq!(latin.counts.byte_fallback, 0);
+            let arabic = stats.script(Script::Arabic).unwrap();
+            assert_eq!((arabic.counts.words, arabic.counts.bytes), (2, 16));
+            // 16 byte tokens and the lone `Ġ` before the second word (a whole character: a space).
+            assert_eq!(
+                (arabic.counts.tokens, arabic.counts.byte_fallback),
+                (17, 16),
+                "{style:?}: {:?}",
+                tok.encode("كتاب جديد 42", false).unwrap().get_tokens()
+            );
+            let total: u64 = stats.by_script.values().map(|s| s.counts.tokens).sum();
+            let direct: usize = ["The river bank", "كتاب جديد 42"]
+                .iter()
+                .map(|d| tok.encode(*d, false).unwrap().len())
+                .sum();
+            assert_eq!(total as usize, direct);
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Learn an Arabic BPE vocabulary from a streamed corpus with the `tokenizers` trainer.
 //!
 //! Documents go through the base tokenizer's own normalizer and pre-tokenizer ([`TextPipeline`]), then
-//! only the Arabic runs (with their leading `▁`) reach the trainer, so every learned piece is an
-//! Arabic-script string, word-initial pieces carrying `▁` exactly as the base tokenizer would produce them.
+//! only the Arabic runs of each pre-token (with their leading `▁`, or space for byte-level bases) reach the
+//! trainer, so every learned piece is part of an Arabic-script string that the base pre-tokenizer can
+//! produce, word-initial pieces carrying the word mark exactly as the base tokenizer would produce them.
+//! For byte-level bases the runs are written in byte symbols and the trainer starts from the 256-symbol
+//! byte alphabet, so the pieces are byte sequences, some of them parts of characters.
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -10,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Trainer;
 use tokenizers::models::bpe::{BPE, BpeTrainer};
 
+use crate::byte_level;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::normalize::TextPipeline;
@@ -23,7 +27,8 @@ pub struct TrainConfig {
     pub min_frequency: u64,
     /// Keep at most this many distinct characters (the most frequent); `None` keeps all.
     pub limit_alphabet: Option<usize>,
-    /// Longest piece, in characters; `None` for no limit.
+    /// Longest piece, in symbols of the model's alphabet (characters; bytes for byte-level bases);
+    /// `None` for no limit.
     pub max_token_length: Option<usize>,
 }
 
@@ -41,7 +46,7 @@ impl Default for TrainConfig {
 /// A learned Arabic vocabulary, in the trainer's order.
 #[derive(Debug, Clone)]
 pub struct ArabicVocab {
-    /// Single characters, by trainer id.
+    /// Single symbols (characters; byte symbols for byte-level bases), by trainer id.
     pub alphabet: Vec<String>,
     /// Merges, in priority order; the piece of a merge is the concatenation of its two sides.
     pub merges: Vec<(String, String)>,
@@ -91,6 +96,9 @@ pub fn train_arabic_vocab(
         .max_token_length(config.max_token_length);
     if let Some(limit) = config.limit_alphabet {
         trainer = trainer.limit_alphabet(limit);
+    }
+    if pipeline.is_byte_level() {
+        trainer = trainer.initial_alphabet(byte_level::alphabet().into_iter().collect());
     }
     let mut trainer = trainer.build();
 

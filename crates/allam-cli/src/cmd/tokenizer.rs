@@ -24,7 +24,8 @@ pub enum TokenizerCommand {
 /// Arguments of `allam tokenizer expand`.
 #[derive(Debug, Args)]
 pub struct ExpandArgs {
-    /// The base tokenizer.json (Llama/Mistral kind: BPE with byte fallback).
+    /// The base tokenizer.json: a byte-fallback BPE (Llama-2/Mistral kind) or a byte-level BPE
+    /// (GPT-2/Llama-3/Qwen2/SmolLM2 kind).
     #[arg(long)]
     pub base: PathBuf,
     /// Corpus files: .txt (one document per line) or .jsonl, optionally .gz / .zst.
