@@ -5,7 +5,7 @@
 //! dir = "runs/cpt/final"              # or architecture + tokenizer, as in RUN.toml
 //! [data]
 //! path = "sft.jsonl"                  # conversations (SFT) or preference pairs (DPO)
-//! template = "llama2"                 # llama2 (the paper's), chatml, or tokenizer (its Jinja template)
+//! template = "llama2"                 # llama2 (the paper's), llama3, chatml, or tokenizer (its Jinja template)
 //! seq_len = 512                       # SFT: packed row length
 //! [schedule]
 //! kind = "constant"
@@ -71,7 +71,7 @@ pub struct AlignConfig {
 pub struct AlignData {
     /// A JSONL file of conversations (SFT) or preference pairs (DPO).
     pub path: PathBuf,
-    /// `llama2`, `chatml` or `tokenizer`.
+    /// `llama2`, `llama3`, `chatml` or `tokenizer`.
     #[serde(default = "llama2")]
     pub template: String,
     /// SFT: length of the packed rows.

@@ -2,7 +2,8 @@
 //! (an assistant turn's content and the token that closes it) or not (everything else), and then
 //! token ids with a trainable mask.
 //!
-//! Built in are the Llama-2 chat format of the paper and ChatML; any Hugging Face Jinja
+//! Built in are the Llama-2 chat format of the paper, Llama-3's and ChatML (Qwen2, SmolLM); any
+//! Hugging Face Jinja
 //! `chat_template` works too ([`ChatTemplate::Jinja`]), with the assistant spans found from the
 //! rendering itself: turn `i`'s span is what `messages[..=i]` renders beyond
 //! `messages[..i]` + generation prompt.
@@ -71,6 +72,12 @@ pub enum ChatTemplate {
     /// Contents are stripped; the system turn is folded into the first user turn; there is no
     /// generation prompt. Trainable: ` {assistant} </s>`.
     Llama2,
+    /// Meta's Llama-3 Instruct format, as the Meta-Llama-3-8B-Instruct template renders it:
+    /// `{bos}<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>` per turn (BOS
+    /// before the first only), contents trimmed; generation prompt
+    /// `<|start_header_id|>assistant<|end_header_id|>\n\n`. Trainable: `{assistant}<|eot_id|>`.
+    /// (Llama-3.1 and later add a dated default system turn: use their tokenizer's own template.)
+    Llama3,
     /// `<|im_start|>{role}\n{content}<|im_end|>\n` per turn; generation prompt
     /// `<|im_start|>assistant\n`. Trainable: `{assistant}<|im_end|>`.
     ChatMl,
@@ -79,13 +86,14 @@ pub enum ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// `llama2` or `chatml`.
+    /// `llama2`, `llama3` or `chatml`.
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "llama2" | "llama-2" => Ok(Self::Llama2),
+            "llama3" | "llama-3" => Ok(Self::Llama3),
             "chatml" => Ok(Self::ChatMl),
             other => Err(AlignError::Input(format!(
-                "unknown chat template `{other}` (expected llama2, chatml, or a tokenizer's own)"
+                "unknown chat template `{other}` (expected llama2, llama3, chatml, or a tokenizer's own)"
             ))),
         }
     }
@@ -123,6 +131,7 @@ impl ChatTemplate {
     ) -> Result<Vec<Segment>> {
         let segments = match self {
             Self::Llama2 => llama2(messages, special)?,
+            Self::Llama3 => llama3(messages, add_generation_prompt, special),
             Self::ChatMl => chatml(messages, add_generation_prompt),
             Self::Jinja(template) => jinja(template, messages, add_generation_prompt, special)?,
         };
@@ -175,6 +184,27 @@ fn llama2(messages: &[Message], special: &SpecialTokens) -> Result<Vec<Segment>>
         }
     }
     Ok(out)
+}
+
+fn llama3(messages: &[Message], add_generation_prompt: bool, special: &SpecialTokens) -> Vec<Segment> {
+    let header = |role: &str| format!("<|start_header_id|>{role}<|end_header_id|>\n\n");
+    let mut out = vec![Segment::new(special.bos.as_deref().unwrap_or(""), false)];
+    for m in messages {
+        let content = m.content.trim();
+        if m.role == Role::Assistant {
+            out.push(Segment::new(header("assistant"), false));
+            out.push(Segment::new(format!("{content}<|eot_id|>"), true));
+        } else {
+            out.push(Segment::new(
+                format!("{}{content}<|eot_id|>", header(m.role.as_str())),
+                false,
+            ));
+        }
+    }
+    if add_generation_prompt {
+        out.push(Segment::new(header("assistant"), false));
+    }
+    out
 }
 
 fn chatml(messages: &[Message], add_generation_prompt: bool) -> Vec<Segment> {

@@ -168,3 +168,64 @@ fn a_turn_not_closed_by_a_special_token_is_refused() {
     let err = encode_conversation(&ChatTemplate::ChatMl, &conversation(), &llama_tokenizer()).unwrap_err();
     assert!(err.to_string().contains("not a special token"), "{err}");
 }
+
+/// Meta-Llama-3-8B-Instruct's `chat_template`, as its `tokenizer_config.json` ships it.
+const LLAMA3_JINJA: &str = "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+fn llama3_special() -> SpecialTokens {
+    SpecialTokens {
+        bos: Some("<|begin_of_text|>".into()),
+        eos: Some("<|eot_id|>".into()),
+    }
+}
+
+#[test]
+fn llama3_renders_what_apply_chat_template_renders() {
+    let special = llama3_special();
+    let segments = ChatTemplate::Llama3.render(&conversation(), &special).unwrap();
+    let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+    // apply_chat_template(messages, tokenize=False) with the template above, written out by hand
+    let expected = "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nbe brief<|eot_id|>\
+        <|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>\
+        <|start_header_id|>assistant<|end_header_id|>\n\nhello<|eot_id|>\
+        <|start_header_id|>user<|end_header_id|>\n\nis it time to eat?<|eot_id|>\
+        <|start_header_id|>assistant<|end_header_id|>\n\nyes, it is time.<|eot_id|>";
+    assert_eq!(text, expected);
+    let trained: Vec<&str> = segments
+        .iter()
+        .filter(|s| s.trainable)
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(trained, ["hello<|eot_id|>", "yes, it is time.<|eot_id|>"]);
+    // the same template through the Jinja engine: same text, same trained spans
+    let jinja = ChatTemplate::Jinja(LLAMA3_JINJA.into());
+    assert_eq!(jinja.render(&conversation(), &special).unwrap(), segments);
+    // a prompt ends with the generation prompt
+    let prompt = [Message::new(Role::User, " hi ")];
+    let rendered: String = ChatTemplate::Llama3
+        .render_prompt(&prompt, &special)
+        .unwrap()
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect();
+    assert_eq!(
+        rendered,
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>\
+         <|start_header_id|>assistant<|end_header_id|>\n\n"
+    );
+    assert_eq!(ChatTemplate::from_name("llama3").unwrap(), ChatTemplate::Llama3);
+}
+
+#[test]
+fn chatml_renders_what_apply_chat_template_renders() {
+    let segments = ChatTemplate::ChatMl
+        .render(&conversation(), &SpecialTokens::llama())
+        .unwrap();
+    let text: String = segments.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n\
+         <|im_start|>assistant\nhello<|im_end|>\n<|im_start|>user\nis it time to eat?<|im_end|>\n\
+         <|im_start|>assistant\nyes, it is time.<|im_end|>\n"
+    );
+}
