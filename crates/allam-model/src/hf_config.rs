@@ -676,6 +676,36 @@ mod tests {
         );
     }
 
+    /// The published shapes of two bases (the keys of their `config.json`) give their published
+    /// parameter counts: Llama-3.2-1B 1,235,814,400 and Qwen2.5-0.5B 494,032,768.
+    #[test]
+    fn modern_base_configs_parse_with_their_published_sizes() {
+        let llama = parse(
+            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+            "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "hidden_act": "silu",
+            "attention_bias": false, "mlp_bias": false, "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+            "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+            "max_position_embeddings": 131072, "tie_word_embeddings": true, "bos_token_id": 128000,
+            "eos_token_id": 128001, "torch_dtype": "bfloat16"}"#,
+        )
+        .unwrap();
+        assert_eq!(llama.num_parameters(), 1_235_814_400);
+        assert!(matches!(llama.rope_scaling, Some(RopeScaling::Llama3 { factor, .. }) if factor == 32.0));
+        let qwen = parse(
+            r#"{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
+            "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+            "num_attention_heads": 14, "num_key_value_heads": 2, "hidden_act": "silu",
+            "max_position_embeddings": 32768, "max_window_layers": 21, "rms_norm_eps": 1e-06,
+            "rope_theta": 1000000.0, "rope_scaling": null, "sliding_window": 32768,
+            "use_sliding_window": false, "tie_word_embeddings": true, "torch_dtype": "bfloat16"}"#,
+        )
+        .unwrap();
+        assert_eq!(qwen.num_parameters(), 494_032_768);
+        assert_eq!((qwen.head_dim, qwen.sliding_window), (64, None));
+    }
+
     #[test]
     fn a_fresh_config_reads_back_as_the_same_model() {
         let base = || LlamaConfig::new(32, 16, 24, 2, 4, 2, 4);

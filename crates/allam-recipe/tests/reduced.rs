@@ -87,6 +87,18 @@ fn the_shipped_configurations_load() {
         let recipe = allam_data::Recipe::load(&real.join(data)).unwrap_or_else(|e| panic!("{data}: {e}"));
         assert!(!recipe.sources.is_empty());
     }
+    // The modern-base files: the same loaders, Llama-3's vocabulary and chat format.
+    let modern = root.join("examples/recipes/llama3.2-1b");
+    let cpt = allam_train::RunConfig::load(&modern.join("continued-pretraining.toml")).unwrap();
+    assert_eq!(cpt.optimizer, allam_train::AdamWConfig::default());
+    assert_eq!(cpt.train.first_new_row, Some(128_256));
+    for stage in ["sft.toml", "dpo.toml"] {
+        let config =
+            allam_align::AlignConfig::load(&modern.join(stage)).unwrap_or_else(|e| panic!("{stage}: {e}"));
+        assert_eq!(config.data.template, "llama3", "{stage}");
+    }
+    let recipe = allam_data::Recipe::load(&modern.join("data-mixture.toml")).unwrap();
+    assert_eq!((recipe.seq_len, recipe.languages["en"]), (8192, 0.55));
     allam_train::RunConfig::load(&root.join("examples/configs/pretrain-tiny.toml")).unwrap();
     allam_align::AlignConfig::load(&root.join("examples/configs/sft-tiny.toml")).unwrap();
     allam_align::AlignConfig::load(&root.join("examples/configs/dpo-tiny.toml")).unwrap();
