@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use allam::model::expand::{VocabExpansion, expand_pretrained, save_expanded, tokenizer_size};
 use allam::model::{
-    HfConfig, Llama, PretrainedModel, RowInit, SaveOptions, StorageDtype, TextTokenizer, TokenBatch,
-    expand_vocab,
+    HfConfig, Llama, LlamaConfig, PretrainedModel, RowInit, SaveOptions, StorageDtype, TextTokenizer,
+    TokenBatch, expand_vocab,
 };
 use burn::tensor::{Device, Tensor};
 use serde_json::{Value, json};
@@ -385,4 +385,56 @@ fn impossible_expansions_are_clear_errors() {
     assert!(e.contains("tokenizer.json") && e.contains("base"), "{e}");
 
     assert!("avg".parse::<RowInit>().is_err());
+}
+
+/// A byte-level base (a Llama-3-style tokenizer: byte symbols, `Ġ` word marks, `ignore_merges`)
+/// expanded with Arabic by `allam::tokenizer`, then the model grown with `mean` rows: each new row
+/// is the mean of the base rows of the ids the base tokenizer gives the new piece's own text.
+#[test]
+fn a_byte_level_base_grows_with_the_mean_of_its_byte_pieces() {
+    use allam::tokenizer::fixture::{ARABIC, ByteLevelStyle, byte_level_style_tokenizer};
+    use allam::tokenizer::{Corpus, ExpansionConfig, byte_level};
+    let dir = tempfile::tempdir().unwrap();
+    let base_tokenizer = byte_level_style_tokenizer(300, 2, ByteLevelStyle::Llama3).unwrap();
+    let base_path = dir.path().join("base.json");
+    base_tokenizer.save(&base_path, false).unwrap();
+    std::fs::write(dir.path().join("ar.txt"), ARABIC).unwrap();
+    let old_vocab = tokenizer_size(&base_tokenizer);
+    let config = ExpansionConfig::new((old_vocab + 40) as u32);
+    let corpus = Corpus::new([dir.path().join("ar.txt")], "text");
+    let expansion = allam::tokenizer::expand(&base_tokenizer, "base", &corpus, &config).unwrap();
+    let new_path = dir.path().join("new.json");
+    expansion.tokenizer.tokenizer.save(&new_path, false).unwrap();
+    let (base, new) = (
+        TextTokenizer::from_file(&base_path).unwrap(),
+        TextTokenizer::from_file(&new_path).unwrap(),
+    );
+    let model: Llama = LlamaConfig::new(old_vocab, 16, 24, 1, 4, 2, 4)
+        .with_tie_word_embeddings(true)
+        .init(&Device::flex());
+    let plan = VocabExpansion {
+        vocab_size: old_vocab + 40,
+        init: RowInit::Mean,
+        seed: 0,
+    };
+    let (grown, _) = expand_vocab(model.clone(), &base, &new, &plan).unwrap();
+    let h = hidden(&model);
+    let (old_m, new_m) = (&matrices(&model)[0], &matrices(&grown)[0]);
+    assert_eq!(&new_m[..old_m.len()], &old_m[..], "old rows are untouched");
+    let mut averaged = 0;
+    for id in old_vocab..old_vocab + 40 {
+        let piece = new.inner().id_to_token(id as u32).unwrap();
+        // Pieces holding part of a character have no text of their own.
+        let Ok(text) = String::from_utf8(byte_level::piece_bytes(&piece).unwrap()) else {
+            continue;
+        };
+        let ids = base.encode(&text, false).unwrap();
+        let expected = mean_rows(old_m, h, ids.iter().map(|&i| i as usize));
+        assert_close(row(new_m, h, id), &expected, 1e-6, &piece);
+        averaged += usize::from(ids.len() > 1);
+    }
+    assert!(
+        averaged > 20,
+        "most new rows average several byte pieces ({averaged})"
+    );
 }

@@ -156,10 +156,18 @@ pub fn expand(
         }
         merged.vocab.insert(name, id);
     }
+    // Added tokens after the base model's own vocabulary (Llama-3's 256 special tokens) become
+    // entries of the merged model's vocabulary too, at their ids, as Llama-2's `<s>` is: when
+    // `tokenizers` loads a file it gives an added token the model does not know the next id after
+    // the model's vocabulary, so the new pieces behind them would move every special token.
+    for (id, token) in base.get_added_tokens_decoder() {
+        merged.vocab.entry(token.content.clone()).or_insert(id);
+    }
     let model = base_bpe.build_like(merged.vocab.clone(), merged.merges.clone())?;
     let mut tokenizer = base.clone();
     tokenizer.with_model(model);
     tokenizer.with_normalizer(normalizer.clone());
+    check_reloads_the_same(&tokenizer, final_size)?;
     let expanded = ExpandedTokenizer {
         tokenizer,
         base_vocab_size: base_bpe.vocab_size,
@@ -314,4 +322,21 @@ pub fn non_arabic_mismatches(base: &Tokenizer, expanded: &Tokenizer, docs: &[Str
             Ok(u64::from(a.get_ids() != b.get_ids()))
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))
+}
+
+/// Checks that `tokenizer`, written to JSON and read back as `tokenizers` (and `transformers`) read
+/// it, gives every id below `size` the same token and keeps every added token's id.
+fn check_reloads_the_same(tokenizer: &Tokenizer, size: u32) -> Result<()> {
+    let json = tokenizer.to_string(false).map_err(Error::tokenizers)?;
+    let reloaded: Tokenizer = json.parse().map_err(Error::tokenizers)?;
+    for id in 0..size {
+        let (was, now) = (tokenizer.id_to_token(id), reloaded.id_to_token(id));
+        if was != now {
+            return Err(Error::Config(format!(
+                "the expanded tokenizer does not survive a save and load: id {id} is {was:?} before \
+                 and {now:?} after (a base whose added tokens overlap its vocabulary?)"
+            )));
+        }
+    }
+    Ok(())
 }
