@@ -332,6 +332,8 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
             replicas: 1,
             embedding_warmup_steps: warmup,
             first_new_row: None,
+            embedding_lr: None,
+            embedding_lr_warmup_steps: 0,
             device: "cpu".into(),
         },
         checkpoint: CheckpointSpec {

@@ -78,6 +78,21 @@ fn the_shipped_configurations_load() {
     }
     let cpt = allam_train::RunConfig::load(&real.join("continued-pretraining.toml")).unwrap();
     assert_eq!((cpt.schedule.lr, cpt.schedule.warmup_steps), (3e-5, 20));
+    assert_eq!(
+        (cpt.train.embedding_lr, cpt.train.embedding_lr_warmup_steps),
+        (Some(3e-5), 20)
+    );
+    // the translated bucket has the paper's domains: books ×3, C4 ×2, peS2o ×2, Wikipedia ×1
+    for dir in [&real, &root.join("examples/recipes/llama3.2-1b")] {
+        let mixture = allam_data::Recipe::load(&dir.join("data-mixture.toml")).unwrap();
+        let translated: Vec<f64> = mixture
+            .sources
+            .iter()
+            .filter(|s| s.language == "ar_translated")
+            .map(|s| s.multiplier)
+            .collect();
+        assert_eq!(translated, [3.0, 2.0, 2.0, 1.0], "{}", dir.display());
+    }
     for stage in ["sft.toml", "dpo.toml"] {
         allam_align::AlignConfig::load(&real.join(stage)).unwrap_or_else(|e| panic!("{stage}: {e}"));
     }

@@ -17,7 +17,9 @@
 //! max_steps = 1000
 //! micro_batch_size = 4
 //! grad_accum = 8
-//! embedding_warmup_steps = 100    # only the new rows first (needs first_new_row or expansion.json)
+//! embedding_warmup_steps = 100    # only the new rows first (needs first_new_row or expansion.json);
+//! embedding_lr = 1e-4             # their own rate (default: [schedule] lr); the [schedule], warm-up
+//!                                 # included, starts when every weight trains
 //! [checkpoint]
 //! every = 100
 //! keep = 3
@@ -157,6 +159,12 @@ pub struct TrainSpec {
     /// Vocabulary size before expansion; read from the model directory's `expansion.json` when
     /// absent.
     pub first_new_row: Option<usize>,
+    /// Learning rate of the embeddings-only phase (default: the schedule's `lr`). The
+    /// `[schedule]` (warm-up included) starts when that phase ends.
+    pub embedding_lr: Option<f64>,
+    /// Linear warm-up steps of `embedding_lr` at the start of the embeddings-only phase.
+    #[serde(default)]
+    pub embedding_lr_warmup_steps: u64,
     /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,

@@ -316,7 +316,18 @@ fn embedding_warmup(config: &RunConfig, prepared: &PreparedModel) -> Result<Opti
             prepared.model.config.vocab_size
         )));
     }
-    Ok(Some(EmbeddingWarmup { steps, first_new_row }))
+    let lr = config.train.embedding_lr.unwrap_or(config.schedule.lr);
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(TrainError::Config(format!(
+            "[train]: embedding_lr must be a positive number, got {lr}"
+        )));
+    }
+    Ok(Some(EmbeddingWarmup {
+        steps,
+        first_new_row,
+        lr,
+        lr_warmup_steps: config.train.embedding_lr_warmup_steps,
+    }))
 }
 
 /// Runs `trainer` to `session.last_step`: resumes from the newest checkpoint if asked, appends a

@@ -13,13 +13,26 @@ use crate::optim::{AdamW, PreparedGrads, TrainableScope};
 use crate::params::GradMap;
 use crate::schedule::LrSchedule;
 
-/// The embeddings-only warm-up after a vocabulary expansion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The embeddings-only warm-up after a vocabulary expansion: a phase with its own learning
+/// rate, after which the run's schedule — its warm-up included — starts from its first step, so
+/// the body, unfrozen with empty AdamW moments, is warmed up as the schedule says.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingWarmup {
     /// Steps during which only the new rows train.
     pub steps: u64,
     /// The vocabulary size before the expansion (first new row).
     pub first_new_row: usize,
+    /// The phase's learning rate (constant after its own warm-up).
+    pub lr: f64,
+    /// Linear warm-up steps of the phase's rate.
+    pub lr_warmup_steps: u64,
+}
+
+impl EmbeddingWarmup {
+    /// The learning rate of step `step` (0-based) of the phase.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        LrSchedule::constant(self.lr, self.lr_warmup_steps).lr_at(step, self.steps)
+    }
 }
 
 /// How steps are made.
@@ -89,6 +102,20 @@ impl<O: Objective> Trainer<O> {
         }
     }
 
+    /// The learning rate of the next step: the embeddings-only phase's own rate while it lasts,
+    /// then the run's schedule counted from the step where every weight trains (its warm-up
+    /// then warms up the newly unfrozen body; a cosine spans the steps left).
+    pub fn learning_rate(&self) -> f64 {
+        let o = &self.options;
+        match o.embedding_warmup {
+            Some(w) if self.step < w.steps => w.lr_at(self.step),
+            Some(w) => o
+                .schedule
+                .lr_at(self.step - w.steps, o.max_steps.saturating_sub(w.steps)),
+            None => o.schedule.lr_at(self.step, o.max_steps),
+        }
+    }
+
     /// Makes one optimizer step. On a non-finite loss or gradient the model and optimizer are
     /// left as they were and [`TrainError::Diverged`] is returned.
     pub fn train_step(&mut self) -> Result<StepRecord> {
@@ -120,7 +147,7 @@ impl<O: Objective> Trainer<O> {
             loss_total = Some(add(loss_total, loss));
             merge_metrics(&mut metrics, m);
         }
-        let lr = o.schedule.lr_at(self.step, o.max_steps);
+        let lr = self.learning_rate();
         let scope = self.scope();
         let prepared = PreparedGrads::new(&self.model, total, scope);
         // The step's only read-back, before the update: its loss (the mean over its units), the

@@ -325,6 +325,38 @@ fn adamw_and_global_clipping_match_a_hand_computation() {
     }
 }
 
+/// The embeddings-only phase runs at its own rate (after its own warm-up); the run's schedule,
+/// warm-up included, starts at the step where every weight trains, and a cosine spans the rest.
+#[test]
+fn the_schedule_starts_when_the_body_unfreezes() {
+    let mut t = trainer(2, 1, 1);
+    t.options.schedule = LrSchedule::cosine(1e-3, 1e-4, 2, 6);
+    t.options.max_steps = 10;
+    t.options.embedding_warmup = Some(EmbeddingWarmup {
+        steps: 4,
+        first_new_row: 24,
+        lr: 5e-3,
+        lr_warmup_steps: 2,
+    });
+    let lrs: Vec<f64> = (0..10).map(|_| t.train_step().unwrap().lr).collect();
+    let cosine = |p: f64| 1e-4 + 9e-4 * 0.5 * (1.0 + (std::f64::consts::PI * p).cos());
+    let expected = [
+        2.5e-3,
+        5e-3,
+        5e-3,
+        5e-3, // the phase: its own warm-up, then its rate
+        5e-4,
+        1e-3, // the schedule's warm-up, from the first step of the body
+        cosine(0.0),
+        cosine(0.25),
+        cosine(0.5),
+        cosine(0.75), // cosine over total_steps − warm-up
+    ];
+    for (step, (got, want)) in lrs.iter().zip(expected).enumerate() {
+        assert!((got - want).abs() < 1e-15, "step {step}: {got} vs {want}");
+    }
+}
+
 #[test]
 fn the_warmup_trains_only_new_rows_and_leaves_the_rest_bit_for_bit() {
     let first_new_row = 24;
@@ -332,6 +364,8 @@ fn the_warmup_trains_only_new_rows_and_leaves_the_rest_bit_for_bit() {
     t.options.embedding_warmup = Some(EmbeddingWarmup {
         steps: 3,
         first_new_row,
+        lr: 1e-2,
+        lr_warmup_steps: 0,
     });
     let before = params(&t.model);
     for _ in 0..3 {
