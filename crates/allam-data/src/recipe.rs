@@ -4,7 +4,7 @@
 //! tokenizer = "path/to/tokenizer.json"
 //! seq_len = 2048
 //! seed = 1234
-//! # optional: eos_token = "</s>", add_bos = false, split_documents = true
+//! # optional: eos_token = "</s>", add_bos = true, split_documents = true
 //! [languages]            # P(language); must sum to 1
 //! en = 0.55
 //! ar = 0.225
@@ -49,7 +49,7 @@ struct RawRecipe {
     seed: u64,
     #[serde(default)]
     eos_token: Option<String>,
-    #[serde(default)]
+    #[serde(default = "yes")]
     add_bos: bool,
     #[serde(default = "yes")]
     split_documents: bool,
@@ -103,7 +103,10 @@ pub struct Recipe {
     /// EOS token appended after each document (default: the first of `</s>`, `<|endoftext|>`,
     /// `<eos>`, `<|end_of_text|>` the tokenizer knows).
     pub eos_token: Option<String>,
-    /// Prepend the tokenizer's BOS (post-processor special tokens) to each document.
+    /// Prepend the tokenizer's BOS (its post-processor's special tokens) to each document: on by
+    /// default, so a document reads in training as in evaluation and generation (`transformers`
+    /// encodes with the post-processor, and Llama-2's tokenizer adds BOS). Tokenizers without a
+    /// BOS in their post-processor (Qwen2, SmolLM2) add nothing either way.
     pub add_bos: bool,
     /// Let a document that does not fit continue in the source's next sequence (no padding); when
     /// false, the rest of the sequence is padded and the document starts the next one.
@@ -322,6 +325,10 @@ script = "arabic"
     #[test]
     fn parses_and_merges_clean_defaults() {
         let r = Recipe::parse(BASE, Path::new("/r/recipe.toml")).unwrap();
+        assert!(
+            r.add_bos,
+            "documents start with BOS unless the recipe says otherwise"
+        );
         assert_eq!(r.tokenizer, PathBuf::from("/r/tok.json"));
         assert_eq!(r.sources[0].patterns, vec![PathBuf::from("/r/en/*.txt")]);
         assert_eq!(r.sources[0].clean.min_chars, 3);
