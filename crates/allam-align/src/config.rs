@@ -71,6 +71,9 @@ pub struct AlignConfig {
 pub struct AlignData {
     /// A JSONL file of conversations (SFT) or preference pairs (DPO).
     pub path: PathBuf,
+    /// DPO: held-out preference pairs; their reward accuracy and margin are measured at every
+    /// evaluation (`eval/pairs/*` in `metrics.jsonl`) and at the end.
+    pub eval_path: Option<PathBuf>,
     /// `llama2`, `llama3`, `chatml` or `tokenizer`.
     #[serde(default = "llama2")]
     pub template: String,
@@ -191,6 +194,7 @@ impl AlignConfig {
         config.model.checkpoint.as_mut().map(fix);
         config.model.tokenizer.as_mut().map(fix);
         fix(&mut config.data.path);
+        config.data.eval_path.as_mut().map(fix);
         for t in &mut config.eval.text {
             fix(&mut t.path);
         }

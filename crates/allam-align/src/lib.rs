@@ -19,6 +19,7 @@ pub mod config;
 pub mod conversation;
 pub mod dpo;
 pub mod error;
+pub mod heldout;
 pub mod inspect;
 pub mod sft;
 pub mod stage;
@@ -31,6 +32,7 @@ pub use dpo::{
     load_preferences, response_logprobs,
 };
 pub use error::{AlignError, Result};
+pub use heldout::{HeldOutPairs, HeldOutRewards};
 pub use inspect::{MarkStyle, inspect_tokens};
 pub use sft::{SftExample, SftRow, TruncationReport, pack_examples};
 pub use stage::{DpoObjective, Reference, SftObjective, run_dpo, run_sft};

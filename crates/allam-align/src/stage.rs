@@ -20,6 +20,7 @@ use crate::config::AlignConfig;
 use crate::conversation::load_conversations;
 use crate::dpo::{DpoBatch, DpoConfig, DpoExample, DpoLossKind, dpo_loss, load_preferences};
 use crate::error::{AlignError, Result};
+use crate::heldout::HeldOutPairs;
 use crate::sft::{SftExample, SftRow, TruncationReport, pack_examples};
 use crate::template::ChatTemplate;
 
@@ -151,6 +152,7 @@ pub struct DpoObjective {
     config: DpoConfig,
     pad_id: u32,
     order: Order,
+    heldout: Option<HeldOutPairs>,
 }
 
 impl DpoObjective {
@@ -173,7 +175,14 @@ impl DpoObjective {
             config,
             pad_id,
             order,
+            heldout: None,
         })
+    }
+
+    /// Also reports the reward accuracy and margin on `heldout` at every evaluation.
+    pub fn with_heldout(mut self, heldout: HeldOutPairs) -> Self {
+        self.heldout = Some(heldout);
+        self
     }
 
     /// Policy log-probs `(chosen, rejected)` of a batch, length-normalised for IPO (as TRL).
@@ -211,6 +220,7 @@ pub fn reference_logprobs(
         config: *config,
         pad_id,
         order: Order::new(1, 0),
+        heldout: None,
     };
     let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(micro.max(1)) {
@@ -293,6 +303,15 @@ impl Objective for DpoObjective {
         let cursor = state["cursor"].as_u64().ok_or_else(|| state_error("no cursor"))?;
         self.order.seek(cursor);
         Ok(())
+    }
+
+    fn evaluate(&self, model: &Llama) -> allam_train::Result<BTreeMap<String, f64>> {
+        match &self.heldout {
+            Some(heldout) => heldout
+                .metrics(model)
+                .map_err(|e| allam_train::TrainError::Config(e.to_string())),
+            None => Ok(BTreeMap::new()),
+        }
     }
 }
 
@@ -413,8 +432,22 @@ pub fn run_dpo(
         "objective": "dpo", "pairs": examples.len(),
         "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
     });
-    let objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?;
-    run_stage(
+    let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?;
+    if let Some(path) = &config.data.eval_path {
+        let heldout = load_preferences(path)?
+            .iter()
+            .map(|p| DpoExample::encode(p, &template, &tokenizer))
+            .collect::<Result<Vec<_>>>()?;
+        let heldout = HeldOutPairs::new(heldout, &prepared.model, dpo, pad, config.train.micro_batch_size)?;
+        observer.message(&format!(
+            "{} held-out pairs from {}: reward accuracy and margin at every evaluation",
+            heldout.len(),
+            path.display()
+        ));
+        objective = objective.with_heldout(heldout);
+    }
+    let has_heldout = objective.heldout.is_some();
+    let summary = run_stage(
         config,
         prepared,
         objective,
@@ -424,7 +457,11 @@ pub fn run_dpo(
         run_dir,
         resume,
         observer,
-    )
+    )?;
+    if has_heldout {
+        crate::heldout::report_last(run_dir, observer);
+    }
+    Ok(summary)
 }
 
 /// The reference log-probabilities cached by a DPO run, `(key, values)`: `values[i]` are the

@@ -63,6 +63,44 @@ fn dpo_starts_at_ln2_and_learns_the_training_pairs() {
     assert!(run.join("final/model.safetensors").exists());
 }
 
+/// Held-out pairs are scored at the evaluation (here the last step) against the starting model:
+/// the training pairs themselves are all won with a positive margin, and the same pairs with chosen
+/// and rejected swapped are all lost with exactly the opposite margin.
+#[test]
+fn dpo_reports_reward_accuracy_and_margin_on_held_out_pairs() {
+    let swapped: String = PAIRS
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let (c, r) = (v["chosen"].clone(), v["rejected"].clone());
+            v["chosen"] = r;
+            v["rejected"] = c;
+            v.to_string() + "\n"
+        })
+        .collect();
+    let heldout = |pairs: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("heldout.jsonl"), pairs).unwrap();
+        let body = DPO_BODY.replace("REF", "cached");
+        let mut config = setup(dir.path(), PAIRS, &body);
+        config.data.eval_path = Some(dir.path().join("heldout.jsonl"));
+        let run = dir.path().join("run");
+        run_dpo(&config, &run, None, false, &Quiet).unwrap();
+        let last = rows(&run).pop().unwrap();
+        let value = |k: &str| last[k].as_f64().unwrap_or_else(|| panic!("no {k} in {last}"));
+        (value("eval/pairs/reward_accuracy"), value("eval/pairs/margin"))
+    };
+    let (accuracy, margin) = heldout(PAIRS);
+    assert_eq!(accuracy, 1.0);
+    assert!(margin > 0.05, "{margin}");
+    let (accuracy, swapped_margin) = heldout(&swapped);
+    assert_eq!(accuracy, 0.0);
+    assert!(
+        (swapped_margin + margin).abs() < 1e-6,
+        "{swapped_margin} vs {margin}"
+    );
+}
+
 #[test]
 fn cached_and_in_memory_references_give_the_same_losses() {
     let dir = tempfile::tempdir().unwrap();

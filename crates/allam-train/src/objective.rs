@@ -69,6 +69,12 @@ pub trait Objective {
 
     /// Goes back to a saved position.
     fn restore(&mut self, state: &serde_json::Value) -> Result<()>;
+
+    /// Held-out metrics of the objective's own (e.g. DPO's reward accuracy on held-out pairs),
+    /// computed at every evaluation of the run; none by default.
+    fn evaluate(&self, _model: &Llama) -> Result<BTreeMap<String, f64>> {
+        Ok(BTreeMap::new())
+    }
 }
 
 /// Next-token prediction over the packed, weighted data mixture.

@@ -372,6 +372,7 @@ pub fn run_loop<O: Objective>(
             || step == session.last_step
         {
             record.metrics.extend(evaluate_texts(&trainer.model, session)?);
+            record.metrics.extend(trainer.objective.evaluate(&trainer.model)?);
         }
         let line = serde_json::to_string(&record).expect("a step record serialises");
         writeln!(metrics, "{line}")
