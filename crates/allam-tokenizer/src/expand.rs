@@ -65,14 +65,49 @@ impl ExpansionConfig {
         }
     }
 
-    /// The final size: `vocab_size` rounded up to `pad_to_multiple`.
+    /// The final size: `vocab_size` rounded up to `pad_to_multiple` (saturating; [`Self::validate`]
+    /// bounds both).
     pub fn final_vocab_size(&self) -> u32 {
-        match self.pad_to_multiple {
-            Some(m) if m > 1 => self.vocab_size.div_ceil(m) * m,
-            _ => self.vocab_size,
+        let size = u64::from(self.vocab_size);
+        let padded = match self.pad_to_multiple {
+            Some(m) if m > 1 => size.div_ceil(u64::from(m)) * u64::from(m),
+            _ => size,
+        };
+        u32::try_from(padded).unwrap_or(u32::MAX)
+    }
+
+    /// Refuses sizes no model could use before any work is done: the vocabulary (padded) at most
+    /// [`MAX_VOCAB_SIZE`], the multiple at most [`MAX_PAD_MULTIPLE`].
+    pub fn validate(&self) -> Result<()> {
+        if let Some(m) = self.pad_to_multiple
+            && m > MAX_PAD_MULTIPLE
+        {
+            return Err(Error::Config(format!(
+                "pad_to_multiple {m} is larger than the maximum {MAX_PAD_MULTIPLE} (hardware-friendly \
+                 multiples are 8 to 128)"
+            )));
         }
+        let size = self.final_vocab_size();
+        if self.vocab_size > MAX_VOCAB_SIZE || size > MAX_VOCAB_SIZE {
+            return Err(Error::Config(format!(
+                "vocabulary size {size} is larger than the maximum {MAX_VOCAB_SIZE} (the largest \
+                 vocabularies in use have about 256,000 entries)"
+            )));
+        }
+        if !(self.train_margin.is_finite() && (0.0..=10.0).contains(&self.train_margin)) {
+            return Err(Error::Config(format!(
+                "train_margin must be between 0 and 10, got {}",
+                self.train_margin
+            )));
+        }
+        Ok(())
     }
 }
+
+/// The largest vocabulary an expansion may produce: 2,097,152 entries (8× the largest in use).
+pub const MAX_VOCAB_SIZE: u32 = 1 << 21;
+/// The largest `pad_to_multiple`.
+pub const MAX_PAD_MULTIPLE: u32 = 1 << 16;
 
 /// The expanded tokenizer and where its new entries are.
 #[derive(Debug, Clone)]
@@ -112,6 +147,7 @@ pub fn expand(
     config: &ExpansionConfig,
 ) -> Result<Expansion> {
     let start = Instant::now();
+    config.validate()?;
     let base_bpe = BaseBpe::from_tokenizer(base)?;
     if config.vocab_size <= base_bpe.vocab_size {
         return Err(Error::Config(format!(

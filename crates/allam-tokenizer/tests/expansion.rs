@@ -193,6 +193,20 @@ fn other_model_types_and_impossible_sizes_are_clear_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("reachable new pieces"), "{err}");
+
+    // sizes that would abort the process in the trainer, or pad for ever, are refused at once
+    let started = std::time::Instant::now();
+    for (vocab_size, pad, what) in [
+        (4_000_000_000, None, "larger than the maximum 2097152"),
+        (64_000, Some(4_000_000_000), "pad_to_multiple 4000000000"),
+        (2_097_100, Some(1000), "vocabulary size 2098000"),
+    ] {
+        let mut c = config(vocab_size, MergePriority::ArabicFirst);
+        c.pad_to_multiple = pad;
+        let err = expand(&s.base, "b", &s.corpus, &c).unwrap_err().to_string();
+        assert!(err.contains(what), "{vocab_size} {pad:?}: {err}");
+    }
+    assert!(started.elapsed().as_secs() < 5, "refused before any work");
 }
 
 #[test]
