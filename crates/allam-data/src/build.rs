@@ -21,6 +21,7 @@ use crate::clean::{DropCounts, DropReason, clean_document};
 use crate::dedup::{ExactDedup, NearDedup};
 use crate::encode::Encoder;
 use crate::error::{DataError, Result};
+use crate::output::Staging;
 use crate::recipe::{Recipe, SourceSpec};
 use crate::report::{Report, SourceReport, write_atomic};
 use crate::rng::{SplitMix64, label_hash, mix};
@@ -253,6 +254,9 @@ pub fn build(recipe: &Recipe, out: &Path, options: &BuildOptions, progress: &dyn
     }
     progress.start(total_bytes);
     let encoder = Encoder::new(tokenizer, recipe.add_bos);
+    // Everything is written to a staging directory and swapped in at the end.
+    let staging = Staging::begin(out, progress)?;
+    let out = staging.path();
     let shard_dir = out.join("shards");
     std::fs::create_dir_all(&shard_dir).map_err(|e| DataError::io(&shard_dir, e))?;
     let mut built = Vec::new();
@@ -324,6 +328,8 @@ pub fn build(recipe: &Recipe, out: &Path, options: &BuildOptions, progress: &dyn
         .unwrap_or_else(|| total_tokens.div_ceil(recipe.seq_len as u64));
     let report = plan(&mixture, recipe, &built, sequences, build_seconds);
     report.save(&out.join("report.json"))?;
+    drop(mixture);
+    staging.commit()?;
     Ok(report)
 }
 

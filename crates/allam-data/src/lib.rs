@@ -41,6 +41,7 @@ pub mod dedup;
 pub mod encode;
 pub mod error;
 pub mod inspect;
+pub mod output;
 pub mod pack;
 pub mod recipe;
 pub mod report;

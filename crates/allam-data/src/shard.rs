@@ -76,13 +76,18 @@ pub struct ShardWriter {
     bytes: Vec<u8>,
 }
 
-/// A temporary file `PREFIX*.tmp` in `dir`, removed on drop unless persisted.
+/// A temporary file `PREFIX*.tmp` in `dir`, removed on drop unless persisted. It is created with
+/// mode 0666 less the umask — what `File::create` gives — so a persisted shard is as readable as
+/// any other output, not owner-only like a private temporary.
 pub(crate) fn temp_in(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| DataError::io(dir, e))
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| DataError::io(dir, e))
 }
 
 impl ShardWriter {

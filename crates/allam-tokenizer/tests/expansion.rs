@@ -244,6 +244,17 @@ fn expand_files_writes_tokenizer_config_and_report() {
     let line = ARABIC.lines().next().unwrap();
     let ids = saved.encode(line, false).unwrap().get_ids().to_vec();
     assert_eq!(saved.decode(&ids, true).unwrap(), line);
+    // Outputs are as readable as a plain `File::create` makes them (the umask), not owner-only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let probe = dir.path().join("probe");
+        std::fs::File::create(&probe).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for file in ["tokenizer.json", "tokenizer_config.json", "expansion-report.json"] {
+            assert_eq!(mode(&out.join(file)), mode(&probe), "{file}");
+        }
+    }
 }
 
 #[test]
