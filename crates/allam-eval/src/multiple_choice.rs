@@ -279,12 +279,12 @@ pub fn settings(pretrained: &PretrainedModel, options: &McOptions, dev: bool) ->
         "none".to_string()
     } else if format.first_n() {
         let group = match format.shot_group() {
-            crate::formats::ShotGroup::Subject => "of the question's subject",
-            crate::formats::ShotGroup::LevelSubject => "of the question's level and subject",
-            crate::formats::ShotGroup::Whole => "of the file",
+            crate::formats::ShotGroup::Subject => " with the question's subject",
+            crate::formats::ShotGroup::LevelSubject => " with the question's level and subject",
+            crate::formats::ShotGroup::Whole => "",
         };
         format!(
-            "first_n: the first {} items {group} in {source}, in file order",
+            "first_n: the first {} items{group} in {source}, in file order",
             options.shots
         )
     } else {
