@@ -17,13 +17,17 @@
 //!
 //! The map: [`jsonl`] reads request and task files; [`request`] turns text pairs into token ids; [`loglik`] scores them in batches;
 //! [`perplexity`] measures whole texts (perplexity, bits per byte) with a sliding window;
-//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject)
-//! with prompts from [`prompt`] (Latin or Arabic labels and cues) and k-shot examples from
-//! [`shots`] (a seeded draw from a dev split, same subject first):
+//! [`task`] reads multiple-choice files that [`multiple_choice`] scores (acc, acc_norm, per subject,
+//! and one sample per item as `--log_samples` writes them) with prompts from [`formats`] (each
+//! task's reference prompt, byte for byte: lm-evaluation-harness' `mmlu` and `arabicmmlu`,
+//! ArabicMMLU's Arabic prompt, the Arabic leaderboard's EXAMS and ACVA; their first k dev items as
+//! examples) or the house prompt of [`prompt`] (Latin or Arabic labels and cues) with examples
+//! from [`shots`] (a seeded draw from a dev split, same subject first):
 //! EXAMS, generic JSON Lines (MMLU as `datasets` exports it), MMLU's original CSV, ACVA and
 //! Arabic MMLU (JSON Lines or CSV, read by [`csv`]).
 pub mod csv;
 pub mod error;
+pub mod formats;
 pub mod jsonl;
 pub mod loglik;
 pub mod multiple_choice;
@@ -34,9 +38,12 @@ pub mod shots;
 pub mod task;
 
 pub use error::{EvalError, Result};
+pub use formats::{PromptFormat, RenderedItem};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
 pub use loglik::{RequestScore, score_encoded, score_requests};
-pub use multiple_choice::{Accuracy, McOptions, McReport, evaluate, evaluate_with_dev};
+pub use multiple_choice::{
+    Accuracy, Bos, McOptions, McReport, McSample, McSettings, evaluate, evaluate_samples, evaluate_with_dev,
+};
 pub use perplexity::{SlidingWindow, TextStats, documents_stats, sequence_nll, text_stats};
 pub use prompt::{ChoiceMode, LetterScript, Script};
 pub use request::{EncodedRequest, ScoreRequest, encode_request, encode_request_with};

@@ -1,5 +1,6 @@
-//! Multiple-choice prompts: the question, its labelled choices and the answer cue, in Latin
-//! (`Question:` ... `A.` ... `Answer:`) or Arabic (`السؤال:` ... `أ.` ... `الإجابة:`) script.
+//! The house multiple-choice prompt ([`crate::formats::PromptFormat::House`]): the question, its
+//! labelled choices and the answer cue, in Latin (`Question:` ... `A.` ... `Answer:`) or Arabic
+//! (`السؤال:` ... `أ.` ... `الإجابة:`) script. The reference formats are in [`crate::formats`].
 use crate::error::{EvalError, Result};
 use crate::task::McItem;
 
@@ -120,7 +121,11 @@ fn cues(script: Script) -> (&'static str, &'static str) {
 /// the labelled choices come between question and cue, one a line (`A. text`).
 pub fn question_prompt_in(item: &McItem, mode: ChoiceMode, script: Script) -> String {
     let (question, answer) = cues(script);
-    let mut prompt = format!("{question} {}\n", item.question.trim());
+    let text = match item.context.trim() {
+        "" => item.question.trim().to_string(),
+        context => format!("{context}\n{}", item.question.trim()),
+    };
+    let mut prompt = format!("{question} {text}\n");
     if mode == ChoiceMode::Letters {
         for (i, choice) in item.choices.iter().enumerate() {
             prompt.push_str(&format!("{}. {}\n", label(item, i, script), choice.trim()));
@@ -132,23 +137,16 @@ pub fn question_prompt_in(item: &McItem, mode: ChoiceMode, script: Script) -> St
 
 /// The continuation of choice `i` in `script` (with its leading space): its text or its label.
 pub fn choice_continuation_in(item: &McItem, i: usize, mode: ChoiceMode, script: Script) -> String {
-    match mode {
-        ChoiceMode::Text => format!(" {}", item.choices[i].trim()),
-        ChoiceMode::Letters => format!(" {}", label(item, i, script)),
-    }
+    format!(" {}", choice_in(item, i, mode, script))
 }
 
-/// The solved `shots`, each its prompt and correct continuation followed by a blank line, then
-/// `item`'s prompt; all in `script`.
-pub fn prompt_with_shots(item: &McItem, shots: &[&McItem], mode: ChoiceMode, script: Script) -> String {
-    let mut context = String::new();
-    for shot in shots {
-        context.push_str(&question_prompt_in(shot, mode, script));
-        context.push_str(&choice_continuation_in(shot, shot.answer, mode, script));
-        context.push_str("\n\n");
+/// Choice `i` in `script` without the space before it (what `acc_norm` divides by): its text,
+/// trimmed, or its label.
+pub fn choice_in(item: &McItem, i: usize, mode: ChoiceMode, script: Script) -> &str {
+    match mode {
+        ChoiceMode::Text => item.choices[i].trim(),
+        ChoiceMode::Letters => label(item, i, script),
     }
-    context.push_str(&question_prompt_in(item, mode, script));
-    context
 }
 
 #[cfg(test)]

@@ -42,6 +42,11 @@ impl<'a> ShotPool<'a> {
         self.items
     }
 
+    /// Whether the pool is the test file itself.
+    pub fn is_same_file(&self) -> bool {
+        self.same_file
+    }
+
     /// Up to `shots` pool indices for the question `item` (at `index` in the test file): a seeded
     /// draw from the items of its subject, then, if they are too few, from the other subjects.
     /// Never the question itself: neither its own index in a same-file pool nor any item with the

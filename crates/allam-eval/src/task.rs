@@ -13,10 +13,13 @@ use crate::jsonl::{JsonlRecord, parse_jsonl};
 pub const ACVA_CHOICES: [&str; 2] = ["صح", "خطأ"];
 
 /// One multiple-choice question.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct McItem {
-    /// The question text.
+    /// The question text, as the file gives it.
     pub question: String,
+    /// A passage the question is about (Arabic MMLU's `Context`), as the file gives it; `""`
+    /// when there is none.
+    pub context: String,
     /// The answer texts, in order.
     pub choices: Vec<String>,
     /// The letter (or other) label of each choice (`A`, `B`, ... unless the file says).
@@ -28,13 +31,22 @@ pub struct McItem {
     /// The language the file gives (`"ar"`, `"en"`, ...; `""` when it gives none, and then
     /// the prompt language follows the question's script).
     pub language: String,
+    /// The school level (Arabic MMLU's `Level`: `Primary`, `Middle`, `High`, `Univ`, `Prof`;
+    /// `""` when none).
+    pub level: String,
+    /// The country the question comes from (Arabic MMLU's `Country`, e.g. `KSA`; `""` when none).
+    pub country: String,
 }
+
+/// Arabic MMLU's levels, as its files spell them.
+pub const ARABIC_MMLU_LEVELS: [&str; 5] = ["Primary", "Middle", "High", "Univ", "Prof"];
 
 /// The file formats read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskFormat {
     /// EXAMS: `question.stem`, `question.choices[{text, label}]`, `answerKey` (a label),
-    /// subject from `info.subject` or `subject`.
+    /// subject from `info.subject` or `subject`; or the Arabic leaderboard's export
+    /// (`OALL/Arabic_EXAMS`: `question` a string, `A` ... `D`, `answer` a letter, `subject`).
     Exams,
     /// Generic JSON Lines (also MMLU as exported by `datasets`): `question`, `choices` (strings),
     /// `answer` (the index of the correct choice), optional `subject` and `language` (`id` and
@@ -46,9 +58,10 @@ pub enum TaskFormat {
     /// ACVA: `question` (a statement), `answer` (`صح` or `خطأ`), optional `subject` (`id`
     /// ignored); two choices, [`ACVA_CHOICES`].
     Acva,
-    /// Arabic MMLU (JSON Lines, or CSV with a header row): `Question`, optional `Context` (put
-    /// before the question), `Option 1` ... `Option 5` (empty or missing ones skipped), `Answer Key`
-    /// (`A`-`E` or `أ` `ب` `ج` `د` `هـ`), optional `Subject`.
+    /// Arabic MMLU (JSON Lines, or CSV with a header row): `Question`, optional `Context` (the
+    /// passage the question is about), `Option 1` ... `Option 5` (empty or missing ones skipped),
+    /// `Answer Key` (`A`-`E` or `أ` `ب` `ج` `د` `هـ`), optional `Subject`, `Level`
+    /// ([`ARABIC_MMLU_LEVELS`]) and `Country`.
     ArabicMmlu,
 }
 
@@ -154,59 +167,7 @@ fn letter_index(key: &str) -> Option<usize> {
 pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Result<McItem> {
     let bad = |message: String| EvalError::format(path, record.line, message);
     let item = match format {
-        TaskFormat::Exams => {
-            let question = record
-                .object
-                .get("question")
-                .ok_or_else(|| bad("missing `question`".into()))?;
-            let stem = question
-                .get("stem")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad("`question.stem` must be a string".into()))?;
-            let choices = question
-                .get("choices")
-                .and_then(Value::as_array)
-                .ok_or_else(|| bad("`question.choices` must be an array".into()))?;
-            let mut texts = Vec::new();
-            let mut labels = Vec::new();
-            for (i, choice) in choices.iter().enumerate() {
-                let field = |key: &str| {
-                    choice
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad(format!("`question.choices[{i}].{key}` must be a string")))
-                };
-                texts.push(field("text")?.to_string());
-                labels.push(field("label")?.to_string());
-            }
-            let key = record.string("answerKey", path)?;
-            let answer = labels
-                .iter()
-                .position(|l| l == key)
-                .ok_or_else(|| bad(format!("`answerKey` {key:?} is not one of the labels {labels:?}")))?;
-            let subject = record
-                .object
-                .get("info")
-                .and_then(|i| i.get("subject"))
-                .or_else(|| record.object.get("subject"))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            McItem {
-                question: stem.to_string(),
-                choices: texts,
-                labels,
-                answer,
-                subject: subject.to_string(),
-                language: record
-                    .object
-                    .get("info")
-                    .and_then(|i| i.get("language"))
-                    .or_else(|| record.object.get("language"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            }
-        }
+        TaskFormat::Exams => exams_item(record, path)?,
         TaskFormat::McJsonl => {
             let question = record.string("question", path)?;
             let choices = record
@@ -232,6 +193,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 answer,
                 subject: subject.unwrap_or_default().to_string(),
                 language: optional_str(record, "language").unwrap_or_default().to_string(),
+                ..McItem::default()
             }
         }
         TaskFormat::MmluCsv => {
@@ -248,7 +210,7 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 choices,
                 answer,
                 subject: optional_str(record, "subject").unwrap_or_default().to_string(),
-                language: String::new(),
+                ..McItem::default()
             }
         }
         TaskFormat::Acva => {
@@ -264,41 +226,10 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
                 labels: letters(2),
                 answer,
                 subject: optional_str(record, "subject").unwrap_or_default().to_string(),
-                language: String::new(),
+                ..McItem::default()
             }
         }
-        TaskFormat::ArabicMmlu => {
-            let question = record.string("Question", path)?;
-            let question = match optional_str(record, "Context") {
-                Some(context) => format!("{context}\n{}", question.trim()),
-                None => question.to_string(),
-            };
-            let mut choices = Vec::new();
-            let mut positions = Vec::new();
-            for n in 1..=5 {
-                if let Some(option) = optional_str(record, &format!("Option {n}")) {
-                    positions.push(n - 1);
-                    choices.push(option.to_string());
-                }
-            }
-            let key = record.string("Answer Key", path)?;
-            let option = letter_index(key)
-                .ok_or_else(|| bad(format!("`Answer Key` {key:?} must be a letter A-E or أ ب ج د هـ")))?;
-            let answer = positions.iter().position(|&p| p == option).ok_or_else(|| {
-                bad(format!(
-                    "`Answer Key` {key:?} names `Option {}`, which is empty or missing",
-                    option + 1
-                ))
-            })?;
-            McItem {
-                question,
-                labels: letters(choices.len()),
-                choices,
-                answer,
-                subject: optional_str(record, "Subject").unwrap_or_default().to_string(),
-                language: String::new(),
-            }
-        }
+        TaskFormat::ArabicMmlu => arabic_mmlu_item(record, path)?,
     };
     if item.choices.len() < 2 {
         return Err(bad(format!(
@@ -314,6 +245,129 @@ pub fn parse_item(record: &JsonlRecord, path: &Path, format: TaskFormat) -> Resu
         )));
     }
     Ok(item)
+}
+
+/// An EXAMS line: EXAMS' own schema (`question.stem`, `question.choices[{text, label}]`,
+/// `answerKey`, `info.subject`, `info.language`) or the Arabic leaderboard's (`OALL/Arabic_EXAMS`:
+/// `question` a string, `A` ... `D`, `answer` a letter, `subject`).
+fn exams_item(record: &JsonlRecord, path: &Path) -> Result<McItem> {
+    let bad = |message: String| EvalError::format(path, record.line, message);
+    let question = record
+        .object
+        .get("question")
+        .ok_or_else(|| bad("missing `question`".into()))?;
+    if let Some(stem) = question.as_str() {
+        let choices = ["A", "B", "C", "D"]
+            .iter()
+            .map(|c| record.string(c, path).map(str::to_string))
+            .collect::<Result<Vec<_>>>()?;
+        let key = record.string("answer", path)?;
+        let answer = ["A", "B", "C", "D"]
+            .iter()
+            .position(|l| *l == key.trim())
+            .ok_or_else(|| bad(format!("`answer` {key:?} must be one of A, B, C, D")))?;
+        return Ok(McItem {
+            question: stem.to_string(),
+            labels: letters(choices.len()),
+            choices,
+            answer,
+            subject: optional_str(record, "subject").unwrap_or_default().to_string(),
+            ..McItem::default()
+        });
+    }
+    let stem = question
+        .get("stem")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`question` must be a string or have a string `stem`".into()))?;
+    let choices = question
+        .get("choices")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("`question.choices` must be an array".into()))?;
+    let mut texts = Vec::new();
+    let mut labels = Vec::new();
+    for (i, choice) in choices.iter().enumerate() {
+        let field = |key: &str| {
+            choice
+                .get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("`question.choices[{i}].{key}` must be a string")))
+        };
+        texts.push(field("text")?.to_string());
+        labels.push(field("label")?.to_string());
+    }
+    let key = record.string("answerKey", path)?;
+    let answer = labels
+        .iter()
+        .position(|l| l == key)
+        .ok_or_else(|| bad(format!("`answerKey` {key:?} is not one of the labels {labels:?}")))?;
+    let info = |key: &str| {
+        record
+            .object
+            .get("info")
+            .and_then(|i| i.get(key))
+            .or_else(|| record.object.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(McItem {
+        question: stem.to_string(),
+        choices: texts,
+        labels,
+        answer,
+        subject: info("subject"),
+        language: info("language"),
+        ..McItem::default()
+    })
+}
+
+/// An Arabic MMLU line: `Question`, `Context`, `Option 1` ... `Option 5`, `Answer Key`,
+/// `Subject`, `Level`, `Country`. Texts are kept as the file gives them (the reference prompts
+/// do not trim them); an option is missing when it is absent, `null` or blank.
+fn arabic_mmlu_item(record: &JsonlRecord, path: &Path) -> Result<McItem> {
+    let bad = |message: String| EvalError::format(path, record.line, message);
+    let raw = |key: &str| -> Option<String> {
+        match record.object.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let question = record.string("Question", path)?.to_string();
+    let mut choices = Vec::new();
+    let mut positions = Vec::new();
+    for n in 1..=5 {
+        if let Some(option) = raw(&format!("Option {n}")) {
+            positions.push(n - 1);
+            choices.push(option);
+        }
+    }
+    let key = record.string("Answer Key", path)?;
+    let option = letter_index(key)
+        .ok_or_else(|| bad(format!("`Answer Key` {key:?} must be a letter A-E or أ ب ج د هـ")))?;
+    let answer = positions.iter().position(|&p| p == option).ok_or_else(|| {
+        bad(format!(
+            "`Answer Key` {key:?} names `Option {}`, which is empty or missing",
+            option + 1
+        ))
+    })?;
+    let level = optional_str(record, "Level").unwrap_or_default().to_string();
+    if !level.is_empty() && !ARABIC_MMLU_LEVELS.contains(&level.as_str()) {
+        return Err(bad(format!(
+            "`Level` {level:?} must be one of {ARABIC_MMLU_LEVELS:?} (or empty)"
+        )));
+    }
+    Ok(McItem {
+        question,
+        context: raw("Context").unwrap_or_default(),
+        labels: letters(choices.len()),
+        choices,
+        answer,
+        subject: optional_str(record, "Subject").unwrap_or_default().to_string(),
+        level,
+        country: optional_str(record, "Country").unwrap_or_default().to_string(),
+        ..McItem::default()
+    })
 }
 
 /// `A`, `B`, `C`, ... (`A1`... past `Z`, where no test goes).

@@ -106,6 +106,16 @@ fn acc_and_acc_norm_differ_when_length_matters() {
 }
 
 #[test]
+fn acc_norm_divides_by_the_choice_without_its_delimiter() {
+    // Choices "ab" and "abcdef" at log-likelihoods -1.0 and -2.8. Without the delimiter (the
+    // harness' len(choice)): -1.0 / 2 = -0.5 against -2.8 / 6 = -0.467, the long one wins.
+    // Counting the space (" ab", " abcdef"): -1.0 / 3 = -0.333 against -2.8 / 7 = -0.4, the
+    // short one would.
+    assert_eq!(pick(&[-1.0, -2.8], &[2, 6]), (0, 1));
+    assert_eq!(pick(&[-1.0, -2.8], &[3, 7]), (0, 0));
+}
+
+#[test]
 fn prompts_and_shots() {
     let temp = tempfile::tempdir().unwrap();
     let items = read_items(&write(temp.path(), "exams.jsonl", EXAMS), TaskFormat::Exams).unwrap();
@@ -120,13 +130,14 @@ fn prompts_and_shots() {
     assert_eq!(choice_continuation(&items[0], 1, ChoiceMode::Text), " a rose");
     assert_eq!(choice_continuation(&items[0], 1, ChoiceMode::Letters), " B");
     // One shot for q1 comes from its own subject (q2), never from itself.
-    let context = few_shot_context(&items, 0, 1, ChoiceMode::Text);
+    let context = few_shot_context(&items, 0, 1, ChoiceMode::Text).unwrap();
     assert_eq!(
         context,
         "Question: what is blue?\nAnswer: the sea\n\nQuestion: what is red?\nAnswer:"
     );
     assert_eq!(
         few_shot_context(&items, 2, 5, ChoiceMode::Text)
+            .unwrap()
             .matches("Question:")
             .count(),
         3
@@ -161,7 +172,8 @@ fn evaluation_agrees_with_scoring_by_hand() {
             .collect();
         let scores = score_requests(&model, &requests, 1).unwrap();
         let logprobs: Vec<f64> = scores.iter().map(|s| s.logprob).collect();
-        let lengths: Vec<usize> = item.choices.iter().map(|c| c.len() + 1).collect();
+        // acc_norm divides by the choice's characters, not counting the space before it.
+        let lengths: Vec<usize> = item.choices.iter().map(|c| c.chars().count()).collect();
         let (a, n) = pick(&logprobs, &lengths);
         acc += usize::from(a == item.answer);
         norm += usize::from(n == item.answer);
@@ -227,7 +239,16 @@ fn arabic_mmlu_is_read_from_jsonl_and_csv() {
     assert_eq!(items[0].labels, ["A", "B", "C"]);
     assert_eq!(items[0].answer, 1);
     assert_eq!(items[0].subject, "Math");
-    assert_eq!(items[1].question, "قرأ الطالب نصاً.\nما موضوع النص؟");
+    assert_eq!(
+        (items[1].context.as_str(), items[1].question.as_str()),
+        ("قرأ الطالب نصاً.", "ما موضوع النص؟"),
+        "the passage is kept apart from the question"
+    );
+    assert_eq!(
+        question_prompt(&items[1], ChoiceMode::Text),
+        "Question: قرأ الطالب نصاً.\nما موضوع النص؟\nAnswer:",
+        "the house prompt puts it before the question"
+    );
     assert_eq!(items[1].answer, 0);
     assert_eq!(items[2].answer, 4);
     assert_eq!(items[2].subject, "");
@@ -239,7 +260,8 @@ fn arabic_mmlu_is_read_from_jsonl_and_csv() {
     assert_eq!(items[0].question, "كم يساوي ٢ + ٢، تقريباً؟");
     assert_eq!(items[0].choices, ["٣", "٤"]);
     assert_eq!(items[0].answer, 1);
-    assert_eq!(items[1].question, "سياق\nمن سطرين\nما هذا؟");
+    assert_eq!(items[1].context, "سياق\nمن سطرين");
+    assert_eq!(items[1].question, "ما هذا؟");
     assert_eq!(items[1].choices.len(), 4);
     assert_eq!(items[1].answer, 3);
     assert_eq!(items[1].subject, "Physics");

@@ -21,7 +21,7 @@ fn item(question: &str, subject: &str) -> McItem {
         labels: vec!["A".into(), "B".into()],
         answer: 0,
         subject: subject.into(),
-        language: String::new(),
+        ..McItem::default()
     }
 }
 
@@ -78,9 +78,9 @@ fn prompts_depend_on_the_seed_only() {
         seed,
         ..McOptions::default()
     };
-    let a = item_prompts(&items, Some(&dev), &options(1));
-    assert_eq!(a, item_prompts(&items, Some(&dev), &options(1)));
-    assert_ne!(a, item_prompts(&items, Some(&dev), &options(2)));
+    let a = item_prompts(&items, Some(&dev), &options(1)).unwrap();
+    assert_eq!(a, item_prompts(&items, Some(&dev), &options(1)).unwrap());
+    assert_ne!(a, item_prompts(&items, Some(&dev), &options(2)).unwrap());
     assert!(a.iter().all(|p| p.matches("Question:").count() == 3));
 }
 
@@ -110,7 +110,7 @@ fn arabic_items_get_arabic_labels_and_cue() {
         shots: 1,
         ..McOptions::default()
     };
-    let prompts = item_prompts(&items, Some(&dev), &options);
+    let prompts = item_prompts(&items, Some(&dev), &options).unwrap();
     assert_eq!(
         prompts[0],
         "السؤال: ما عاصمة مصر؟\nأ. القاهرة\nب. الإسكندرية\nج. أسوان\nد. الأقصر\nه. طنطا\nالإجابة: أ\n\n\
@@ -128,7 +128,7 @@ fn arabic_items_get_arabic_labels_and_cue() {
         ..options
     };
     assert_eq!(
-        item_prompts(&items, None, &arabic)[1],
+        item_prompts(&items, None, &arabic).unwrap()[1],
         "السؤال: What is the capital of Egypt?\nأ. Cairo\nب. Giza\nالإجابة:"
     );
     // Without a language key the script decides.
@@ -151,7 +151,7 @@ fn chat_prompts_render_through_the_model_template() {
         chat: true,
         ..McOptions::default()
     };
-    let prompt = &item_prompts(&items, None, &options)[0];
+    let prompt = &item_prompts(&items, None, &options).unwrap()[0];
     let context = chat_context(tokenizer, prompt).unwrap();
     assert_eq!(
         context,

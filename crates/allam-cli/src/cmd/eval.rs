@@ -136,41 +136,66 @@ pub enum LettersArg {
     Auto,
 }
 
+/// What starts the scored text in `allam eval`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BosArg {
+    /// The tokenizer's special tokens (Llama-2, Llama-3: BOS).
+    Tokenizer,
+    /// No special tokens (lm-evaluation-harness `add_bos_token=False`).
+    None,
+}
+
 /// Arguments of `allam eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Hugging Face model directory (with its tokenizer).
     #[arg(long)]
     model: PathBuf,
-    /// The file format: `exams`, `mc-jsonl`, `mmlu` (JSON Lines as `datasets` exports them, or
-    /// the original `question,A,B,C,D,answer` CSV for a `.csv` file), `mmlu-csv`, `acva` (statements
-    /// answered `صح`/`خطأ`) or `arabic-mmlu` (JSON Lines, or CSV with a header for a `.csv` file).
+    /// The file format: `exams` (EXAMS' JSONL, or the Arabic leaderboard's `OALL/Arabic_EXAMS`
+    /// export), `mc-jsonl`, `mmlu` (JSON Lines as `datasets` exports them, or the original
+    /// `question,A,B,C,D,answer` CSV for a `.csv` file), `mmlu-csv`, `acva` (statements answered
+    /// `صح`/`خطأ`) or `arabic-mmlu` (JSON Lines, or CSV with a header for a `.csv` file).
     #[arg(long)]
     task: String,
+    /// The prompt format (default: the task's reference prompt): `mmlu` (lm-evaluation-harness),
+    /// `arabic-mmlu` (lm-evaluation-harness arabicmmlu, English meta prompt), `arabic-mmlu-ar`
+    /// (ArabicMMLU's own Arabic prompt), `arabic-exams` and `acva` (the Arabic leaderboard's), or
+    /// `house` (this project's, with `--mode` and `--letters`; the default of `mc-jsonl`).
+    #[arg(long)]
+    format: Option<String>,
     /// The task's file (JSON Lines, or CSV where the format allows).
     #[arg(long)]
     data: PathBuf,
-    /// Solved examples before each question, drawn from `--dev` (else from the other items of
-    /// `--data`), same subject first.
-    #[arg(long, default_value_t = 0)]
-    shots: usize,
+    /// Solved examples before each question (default: 5 for the `arabic-exams` and `acva`
+    /// formats, else 0): the first ones of the question's group in `--dev` (else in `--data`,
+    /// the question left out) for the reference formats, a seeded draw for `house`.
+    #[arg(long)]
+    shots: Option<usize>,
     /// The dev split the examples are drawn from (same format as `--data`).
     #[arg(long)]
     dev: Option<PathBuf>,
-    /// Seed of the draw of examples (same seed, same prompts).
+    /// Seed of the house format's draw of examples (same seed, same prompts).
     #[arg(long, default_value_t = allam_eval::DEFAULT_SEED)]
     seed: u64,
-    /// Score by choice text or by letter label.
-    #[arg(long, value_enum, default_value = "text")]
-    mode: ModeArg,
-    /// Labels and cues: `latin` (A B C D, `Answer:`), `arabic` (أ ب ج د, `الإجابة:`) or `auto`
-    /// (Arabic for items whose `language` is Arabic or whose question is mostly Arabic letters).
-    #[arg(long, value_enum, default_value = "auto")]
-    letters: LettersArg,
+    /// House format: score by choice text (default) or by letter label.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// House format: labels and cues `latin` (A B C D, `Answer:`), `arabic` (أ ب ج د, `الإجابة:`)
+    /// or `auto` (default: Arabic for items whose `language` is Arabic or whose question is mostly
+    /// Arabic letters).
+    #[arg(long, value_enum)]
+    letters: Option<LettersArg>,
     /// Wrap each prompt as one user turn of the model's chat template and score the choices
     /// after its generation prompt.
     #[arg(long)]
     chat: bool,
+    /// What starts the scored text: the tokenizer's special tokens (`tokenizer`, default) or none.
+    #[arg(long, value_enum, default_value = "tokenizer")]
+    bos: BosArg,
+    /// Write one JSON line per item (as lm-evaluation-harness' `--log_samples`): the full
+    /// prompt, each continuation and its log-likelihood, the predictions and the gold answer.
+    #[arg(long, value_name = "FILE")]
+    log_samples: Option<PathBuf>,
     /// Requests per forward pass.
     #[arg(long, default_value_t = 8)]
     batch_size: usize,
@@ -181,48 +206,80 @@ pub struct EvalArgs {
     device: DeviceArgs,
 }
 
-/// Prints accuracy (acc, acc_norm) overall and per subject.
+/// Prints the settings, then accuracy (acc, acc_norm) overall and per subject.
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let format = allam_eval::TaskFormat::for_file(&args.task, &args.data)?;
-    let items = allam_eval::read_items(&args.data, format)?;
+    let task = allam_eval::TaskFormat::for_file(&args.task, &args.data)?;
+    let format = match &args.format {
+        Some(name) => allam_eval::PromptFormat::from_name(name)?,
+        None => allam_eval::PromptFormat::default_for_task(&args.task),
+    };
+    if format != allam_eval::PromptFormat::House && (args.mode.is_some() || args.letters.is_some()) {
+        anyhow::bail!(
+            "--mode and --letters set the house prompt; the `{}` format fixes its own (add --format house)",
+            format.name()
+        );
+    }
+    let items = allam_eval::read_items(&args.data, task)?;
     let dev = match &args.dev {
         Some(path) => {
-            let format = allam_eval::TaskFormat::for_file(&args.task, path)?;
-            Some(allam_eval::read_items(path, format)?)
+            let task = allam_eval::TaskFormat::for_file(&args.task, path)?;
+            Some(allam_eval::read_items(path, task)?)
         }
         None => None,
     };
     let pretrained = load(&args.model, &args.device)?;
     let options = allam_eval::McOptions {
-        mode: match args.mode {
+        format,
+        mode: match args.mode.unwrap_or(ModeArg::Text) {
             ModeArg::Text => allam_eval::ChoiceMode::Text,
             ModeArg::Letters => allam_eval::ChoiceMode::Letters,
         },
-        shots: args.shots,
+        shots: args.shots.unwrap_or(format.default_shots()),
         seed: args.seed,
-        letters: match args.letters {
+        letters: match args.letters.unwrap_or(LettersArg::Auto) {
             LettersArg::Latin => allam_eval::LetterScript::Latin,
             LettersArg::Arabic => allam_eval::LetterScript::Arabic,
             LettersArg::Auto => allam_eval::LetterScript::Auto,
         },
         chat: args.chat,
+        bos: match args.bos {
+            BosArg::Tokenizer => allam_eval::Bos::Tokenizer,
+            BosArg::None => allam_eval::Bos::None,
+        },
         batch_size: args.batch_size,
     };
-    let report = allam_eval::evaluate_with_dev(&pretrained, &items, dev.as_deref(), options)
+    let settings = allam_eval::multiple_choice::settings(&pretrained, &options, dev.is_some())?;
+    let (report, samples) = allam_eval::evaluate_samples(&pretrained, &items, dev.as_deref(), options)
         .with_context(|| format!("evaluating {}", args.data.display()))?;
+    if let Some(path) = &args.log_samples {
+        write_samples(path, &samples).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let line = json!({
             "task": args.task,
-            "shots": args.shots,
+            "format": settings.format,
+            "shots": options.shots,
             "seed": args.seed,
             "dev": args.dev.as_ref().map(|p| p.display().to_string()),
             "chat": args.chat,
+            "settings": settings,
             "overall": report.overall,
             "subjects": report.subjects,
         });
         writeln!(out, "{line}")?;
     } else {
+        writeln!(out, "# task: {} ({})", args.task, args.data.display())?;
+        writeln!(out, "# format: {} — {}", settings.format, settings.reference)?;
+        writeln!(out, "# shots: {} ({})", settings.shots, settings.shot_selection)?;
+        writeln!(out, "# target delimiter: {:?}", settings.target_delimiter)?;
+        writeln!(out, "# normalisation: {}", settings.normalisation)?;
+        writeln!(out, "# bos: {}", settings.bos)?;
+        writeln!(
+            out,
+            "# chat template: {}",
+            if settings.chat { "yes" } else { "no" }
+        )?;
         writeln!(out, "subject\tn\tacc\tacc_norm")?;
         for (subject, a) in &report.subjects {
             writeln!(out, "{subject}\t{}\t{:.4}\t{:.4}", a.n, a.acc, a.acc_norm)?;
@@ -230,5 +287,16 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let a = report.overall;
         writeln!(out, "(all)\t{}\t{:.4}\t{:.4}", a.n, a.acc, a.acc_norm)?;
     }
+    Ok(())
+}
+
+/// Writes one JSON line per sample to `path`.
+fn write_samples(path: &std::path::Path, samples: &[allam_eval::McSample]) -> Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for sample in samples {
+        serde_json::to_writer(&mut file, sample)?;
+        writeln!(file)?;
+    }
+    file.flush()?;
     Ok(())
 }
