@@ -366,6 +366,12 @@ fn impossible_expansions_are_clear_errors() {
         "{e}"
     );
 
+    // absurd sizes are refused before any row is allocated
+    let started = std::time::Instant::now();
+    let e = err(4_000_000_000, &new);
+    assert!(e.contains("at most 65536 padding rows"), "{e}");
+    assert!(started.elapsed().as_secs() < 5);
+
     // a tokenizer that renumbers base pieces does not extend the base
     let mut t: Value = serde_json::from_str(&std::fs::read_to_string(new.path()).unwrap()).unwrap();
     t["model"]["vocab"]["▁sat"] = json!(79);

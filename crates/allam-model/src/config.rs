@@ -119,33 +119,70 @@ impl LlamaConfig {
         if self.sliding_window == Some(0) {
             return Err(ModelError::config(path, "sliding_window", "must be positive"));
         }
+        // Sizes this large describe no model that fits in memory; refusing them keeps every size
+        // computed from them (parameter counts, tensor shapes, byte counts) from overflowing.
+        const MAX_PARAMETERS: usize = 1 << 46;
+        match self.checked_num_parameters() {
+            Some(n) if n <= MAX_PARAMETERS => {}
+            _ => {
+                return Err(ModelError::config(
+                    path,
+                    "hidden_size",
+                    format!(
+                        "the shape gives more than {MAX_PARAMETERS} parameters (vocab_size {}, \
+                         hidden_size {}, intermediate_size {}, num_hidden_layers {})",
+                        self.vocab_size, self.hidden_size, self.intermediate_size, self.num_hidden_layers
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// Number of parameters (counting a tied matrix once).
+    /// Number of parameters (counting a tied matrix once); saturates at `usize::MAX` for shapes
+    /// whose count overflows (which [`Self::validate`] refuses).
     pub fn num_parameters(&self) -> usize {
+        self.checked_num_parameters().unwrap_or(usize::MAX)
+    }
+
+    /// Number of parameters, or `None` if computing it overflows (sizes read from a user's file can
+    /// be anything).
+    pub fn checked_num_parameters(&self) -> Option<usize> {
         let d = self.hidden_size;
-        let (q, kv) = (
-            self.num_attention_heads * self.head_dim,
-            self.num_key_value_heads * self.head_dim,
-        );
-        let attn = d * q * 2
-            + d * kv * 2
-            + if self.qkv_bias { q + 2 * kv } else { 0 }
-            + if self.o_proj_bias { d } else { 0 };
-        let mlp = 3 * d * self.intermediate_size
-            + if self.mlp_bias {
-                2 * self.intermediate_size + d
-            } else {
-                0
-            };
-        let layer = attn + mlp + 2 * d;
-        let head = if self.tie_word_embeddings {
-            0
-        } else {
-            self.vocab_size * d
+        let ff = self.intermediate_size;
+        let q = self.num_attention_heads.checked_mul(self.head_dim)?;
+        let kv = self.num_key_value_heads.checked_mul(self.head_dim)?;
+        let sum = |terms: &[Option<usize>]| -> Option<usize> {
+            terms.iter().try_fold(0usize, |acc, t| acc.checked_add((*t)?))
         };
-        self.vocab_size * d + self.num_hidden_layers * layer + d + head
+        let product = |a: usize, b: usize, c: usize| a.checked_mul(b)?.checked_mul(c);
+        let attn = sum(&[
+            product(d, q, 2),
+            product(d, kv, 2),
+            if self.qkv_bias {
+                q.checked_add(kv.checked_mul(2)?)
+            } else {
+                Some(0)
+            },
+            Some(if self.o_proj_bias { d } else { 0 }),
+        ])?;
+        let mlp = sum(&[
+            product(3, d, ff),
+            if self.mlp_bias {
+                ff.checked_mul(2)?.checked_add(d)
+            } else {
+                Some(0)
+            },
+        ])?;
+        let layer = sum(&[Some(attn), Some(mlp), d.checked_mul(2)])?;
+        let embedding = self.vocab_size.checked_mul(d)?;
+        let head = if self.tie_word_embeddings { 0 } else { embedding };
+        sum(&[
+            Some(embedding),
+            self.num_hidden_layers.checked_mul(layer),
+            Some(d),
+            Some(head),
+        ])
     }
 }
 

@@ -85,7 +85,7 @@ impl VocabExpansion {
     pub fn default_size(old_vocab: usize, tokenizer_size: usize, pad_to_multiple: Option<usize>) -> usize {
         let size = old_vocab.max(tokenizer_size);
         match pad_to_multiple {
-            Some(m) if m > 1 => size.div_ceil(m) * m,
+            Some(m) if m > 1 => size.div_ceil(m).saturating_mul(m),
             _ => size,
         }
     }
@@ -133,7 +133,11 @@ pub fn tokenizer_size(tokenizer: &Tokenizer) -> usize {
 /// Grows `model`'s embedding (and untied head) to `plan.vocab_size` rows for the tokenizer `new`,
 /// which must extend `base` (the model's own tokenizer): ids both define name the same token.
 ///
-/// Errors when the target is smaller than the old vocabulary or than `new`'s size, when `new`
+/// The most rows an expansion adds beyond what the tokenizer needs (padding to a multiple).
+pub const MAX_PADDING_ROWS: usize = 1 << 16;
+
+/// Errors when the target is smaller than the old vocabulary or than `new`'s size, or pads more
+/// than [`MAX_PADDING_ROWS`] beyond it, when `new`
 /// renames a base id, or when `base` splits a piece into ids the model has no row for.
 pub fn expand_vocab(
     model: Llama,
@@ -157,6 +161,15 @@ pub fn expand_vocab(
                 plan.vocab_size
             ),
         });
+    }
+    let padding = plan.vocab_size - old_vocab.max(new_size);
+    if padding > MAX_PADDING_ROWS {
+        return Err(ModelError::Input(format!(
+            "{} rows asked for, {padding} beyond the {} the tokenizer and model need: at most \
+             {MAX_PADDING_ROWS} padding rows (pad to a multiple such as 64 or 128)",
+            plan.vocab_size,
+            old_vocab.max(new_size)
+        )));
     }
     check_extends(base, new, old_vocab)?;
     let sources = (old_vocab..plan.vocab_size)

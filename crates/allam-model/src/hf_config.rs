@@ -706,6 +706,32 @@ mod tests {
         assert_eq!((qwen.head_dim, qwen.sliding_window), (64, None));
     }
 
+    /// Sizes whose parameter count overflows (or exceeds any machine) are refused, not wrapped.
+    #[test]
+    fn absurd_sizes_are_refused_not_wrapped() {
+        let huge = "18446744073709551615";
+        for key in [
+            "hidden_size",
+            "vocab_size",
+            "intermediate_size",
+            "num_hidden_layers",
+        ] {
+            let text = format!("{{{BASE}}}").replacen(
+                &format!("\"{key}\": "),
+                &format!("\"{key}\": {huge}, \"x_{key}\": "),
+                1,
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("parameters") || err.contains("multiple"),
+                "{key}: {err}"
+            );
+        }
+        let big =
+            parse(&format!("{{{BASE}}}").replace("\"vocab_size\": 32", "\"vocab_size\": 30000000000000"));
+        assert!(big.unwrap_err().to_string().contains("more than"), "vocab 3e13");
+    }
+
     #[test]
     fn a_fresh_config_reads_back_as_the_same_model() {
         let base = || LlamaConfig::new(32, 16, 24, 2, 4, 2, 4);
