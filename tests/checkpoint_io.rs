@@ -315,3 +315,28 @@ fn an_index_naming_a_missing_shard_is_an_error() {
     let err = error_of(out.path());
     assert!(err.contains("model-00009-of-00009.safetensors"), "{err}");
 }
+
+/// NaN or infinite weights are found by name, and generation stops with an error instead of
+/// sampling from non-finite logits.
+#[test]
+fn non_finite_weights_are_named_and_stop_generation() {
+    let dir = broken_checkpoint(|tensors| {
+        let (_, _, _, bytes) = tensors
+            .iter_mut()
+            .find(|(name, ..)| name == "model.layers.1.mlp.up_proj.weight")
+            .unwrap();
+        bytes[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    let model = load(dir.path()).unwrap().model;
+    assert_eq!(
+        allam::model::checkpoint::non_finite_tensors(&model),
+        ["model.layers.1.mlp.up_proj.weight"]
+    );
+    let clean = load(&fixture("tiny-gqa-untied")).unwrap().model;
+    assert!(allam::model::checkpoint::non_finite_tensors(&clean).is_empty());
+    let config = allam::model::GenerationConfig::greedy(3);
+    let err = allam::model::generate::generate(&model, &[vec![1, 5, 9]], &config, |_, _| false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not finite"), "{err}");
+}

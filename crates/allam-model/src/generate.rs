@@ -261,9 +261,26 @@ fn choose_next(
     done: &[bool],
 ) -> Result<Vec<u32>> {
     let read_error = |e| ModelError::Input(format!("cannot read logits: {e:?}"));
+    let not_finite = || {
+        ModelError::Input(
+            "the logits are not finite (NaN or infinite): the weights hold such values, or \
+             overflow (check them with `allam model info --model DIR --check`)"
+                .into(),
+        )
+    };
     if config.is_greedy() && !is_cpu(&last.device()) {
-        let ids = last.argmax(1).into_data().convert::<i64>().try_into_vec::<i64>();
-        return Ok(ids.map_err(read_error)?.into_iter().map(|i| i as u32).collect());
+        // The arg-max and a flag for non-finite logits, read back together.
+        let bad = last.clone().is_nan().bool_or(last.clone().is_inf()).any().int();
+        let ids = Tensor::cat(vec![last.argmax(1).reshape([-1]), bad], 0)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .map_err(read_error)?;
+        let (flag, ids) = ids.split_last().expect("rows + 1 values");
+        if *flag != 0 {
+            return Err(not_finite());
+        }
+        return Ok(ids.iter().map(|&i| i as u32).collect());
     }
     let [rows, vocab] = last.dims();
     let host = last
@@ -271,12 +288,16 @@ fn choose_next(
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(read_error)?;
-    Ok((0..rows)
-        .map(|row| match done[row] {
+    let mut next = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let logits = &host[row * vocab..(row + 1) * vocab];
+        next.push(match done[row] {
             true => 0,
-            false => samplers[row].sample(&host[row * vocab..(row + 1) * vocab]),
-        })
-        .collect())
+            false if logits.iter().any(|v| !v.is_finite()) => return Err(not_finite()),
+            false => samplers[row].sample(logits),
+        });
+    }
+    Ok(next)
 }
 
 #[cfg(test)]

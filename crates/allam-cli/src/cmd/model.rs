@@ -52,6 +52,17 @@ pub fn logits(args: LogitsArgs) -> Result<()> {
         .convert::<f32>()
         .try_into_vec()
         .map_err(|e| anyhow::anyhow!("reading logits: {e:?}"))?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        anyhow::bail!(
+            "{}: the logits are not finite ({} at position {}, token {}): the weights hold NaN or \
+             infinite values, or overflow (check them with `allam model info --model {} --check`)",
+            args.model.display(),
+            values[i],
+            i / vocab,
+            i % vocab,
+            args.model.display()
+        );
+    }
     let rows: Vec<&[f32]> = values.chunks(vocab).take(len).collect();
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -203,6 +214,9 @@ pub enum ModelCommand {
         /// Hugging Face model directory.
         #[arg(long)]
         model: PathBuf,
+        /// Also load the weights and check every tensor for NaN or infinite values (exit 1 if any).
+        #[arg(long)]
+        check: bool,
     },
     /// Grow a model's vocabulary to an expanded tokenizer (new rows from the base rows of their
     /// pieces); old logits are kept exactly.
@@ -295,17 +309,32 @@ fn expand(args: ExpandArgs) -> Result<()> {
 /// Runs one `allam model` command.
 pub fn run(command: ModelCommand) -> Result<()> {
     match command {
-        ModelCommand::Info { model } => {
+        ModelCommand::Info { model, check } => {
             let hf = allam_model::HfConfig::from_file(model.join("config.json"))?;
             let config = hf.to_llama_config()?;
-            println!(
-                "{}",
-                serde_json::json!({
-                    "config": serde_json::to_value(&config)?,
-                    "parameters": config.num_parameters(),
-                    "storage_dtype": hf.storage_dtype()?.map(|d| d.hf_name()),
-                })
-            );
+            let mut info = serde_json::json!({
+                "config": serde_json::to_value(&config)?,
+                "parameters": config.num_parameters(),
+                "storage_dtype": hf.storage_dtype()?.map(|d| d.hf_name()),
+            });
+            let bad = if check {
+                let device = allam_model::device::select("cpu").map_err(anyhow::Error::msg)?;
+                let (loaded, _) = allam_model::load_model(&model, &device)?;
+                let bad = allam_model::checkpoint::non_finite_tensors(&loaded);
+                info["non_finite_tensors"] = serde_json::json!(bad);
+                bad
+            } else {
+                Vec::new()
+            };
+            println!("{info}");
+            if !bad.is_empty() {
+                anyhow::bail!(
+                    "{}: {} tensor(s) hold NaN or infinite values: {}",
+                    model.display(),
+                    bad.len(),
+                    bad.join(", ")
+                );
+            }
             Ok(())
         }
         ModelCommand::Expand(args) => expand(args),

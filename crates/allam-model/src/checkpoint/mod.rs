@@ -10,6 +10,7 @@ mod save;
 pub(crate) use save::temp_path;
 
 pub use load::{SafetensorsReader, load_model};
+
 pub use save::{SaveOptions, save_model};
 
 use burn::module::Param;
@@ -104,6 +105,25 @@ pub(crate) fn hf_tensors(model: &Llama) -> Vec<(String, HfTensor)> {
         out.push(("lm_head.weight".into(), HfTensor::Linear(head.weight.val())));
     }
     out
+}
+
+/// The Hugging Face names of `model`'s tensors that hold a NaN or an infinite value (each tensor is
+/// checked on its device; one boolean per tensor is read back).
+pub fn non_finite_tensors(model: &Llama) -> Vec<String> {
+    hf_tensors(model)
+        .into_iter()
+        .filter(|(_, tensor)| {
+            let bad = match tensor {
+                HfTensor::Linear(t) | HfTensor::Matrix(t) => {
+                    let t = t.clone().reshape([-1]);
+                    t.clone().is_nan().bool_or(t.is_inf()).any()
+                }
+                HfTensor::Vector(t) => t.clone().is_nan().bool_or(t.clone().is_inf()).any(),
+            };
+            bad.into_scalar::<bool>()
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Builds a model from Hugging Face tensors; `fetch(name, shape)` returns the row-major f32 values
