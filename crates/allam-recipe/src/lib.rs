@@ -12,9 +12,10 @@
 //! report comes from the run.
 //!
 //! [`config`] is the configuration ([`RecipeConfig`]), [`pipeline`] runs the stages,
-//! [`report`] writes the report, [`progress`] draws the bars.
+//! [`report`] writes the report (with [`chart`]'s `bpb.svg`), [`progress`] shows progress.
 #![warn(missing_docs)]
 
+pub mod chart;
 pub mod config;
 pub mod error;
 pub mod pipeline;
