@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "allam", version, about, propagate_version = true)]
 struct Cli {
+    /// Show no progress (by default a bar on a terminal, else a plain line every
+    /// ALLAM_PROGRESS_EVERY seconds, default 10, on stderr).
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,22 +60,23 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let display = allam_recipe::Display::detect(cli.quiet);
     let result = match cli.command {
         Command::Logits(args) => cmd::model::logits(args),
         Command::Generate(args) => cmd::model::generate(args),
         Command::Export(args) => cmd::model::export(args),
-        Command::Score(args) => cmd::eval::score(args),
-        Command::Ppl(args) => cmd::eval::ppl(args),
-        Command::Eval(args) => cmd::eval::eval(args),
-        Command::Recipe(args) => cmd::recipe::recipe(args),
-        Command::Pretrain(args) => cmd::train::pretrain(args),
-        Command::Sft(command) => cmd::align::sft(command),
-        Command::Dpo(args) => cmd::align::dpo(args),
+        Command::Score(args) => cmd::eval::score(args, display),
+        Command::Ppl(args) => cmd::eval::ppl(args, display),
+        Command::Eval(args) => cmd::eval::eval(args, display),
+        Command::Recipe(args) => cmd::recipe::recipe(args, display),
+        Command::Pretrain(args) => cmd::train::pretrain(args, display),
+        Command::Sft(command) => cmd::align::sft(command, display),
+        Command::Dpo(args) => cmd::align::dpo(args, display),
         Command::Plot(args) => cmd::train::plot(args),
         Command::Bench(args) => cmd::bench::bench(args),
         Command::Model(command) => cmd::model::run(command),
         Command::Tokenizer(command) => cmd::tokenizer::run(command),
-        Command::Data(command) => cmd::data::run(command),
+        Command::Data(command) => cmd::data::run(command, display),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

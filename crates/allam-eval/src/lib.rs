@@ -35,9 +35,14 @@ pub mod task;
 
 pub use error::{EvalError, Result};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
-pub use loglik::{RequestScore, score_encoded, score_requests};
-pub use multiple_choice::{Accuracy, McOptions, McReport, evaluate, evaluate_with_dev};
-pub use perplexity::{SlidingWindow, TextStats, documents_stats, sequence_nll, text_stats};
+pub use loglik::{
+    NoScoreProgress, RequestScore, ScoreProgress, score_encoded, score_encoded_with, score_requests,
+    score_requests_with,
+};
+pub use multiple_choice::{Accuracy, McOptions, McReport, evaluate, evaluate_observed, evaluate_with_dev};
+pub use perplexity::{
+    SlidingWindow, TextStats, documents_stats, sequence_nll, sequence_nll_with, text_stats, text_stats_with,
+};
 pub use prompt::{ChoiceMode, LetterScript, Script};
 pub use request::{EncodedRequest, ScoreRequest, encode_request, encode_request_with};
 pub use shots::{DEFAULT_SEED, ShotPool};

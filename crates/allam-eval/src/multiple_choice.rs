@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use allam_model::{ChatMessage, PretrainedModel, TextTokenizer};
 
 use crate::error::{EvalError, Result};
-use crate::loglik::score_encoded;
+use crate::loglik::{NoScoreProgress, ScoreProgress, score_encoded_with};
 pub use crate::prompt::ChoiceMode;
 use crate::prompt::{LetterScript, Script, choice_continuation_in, prompt_with_shots, question_prompt_in};
 use crate::request::{ScoreRequest, encode_request_with};
@@ -156,6 +156,18 @@ pub fn evaluate_with_dev(
     dev: Option<&[McItem]>,
     options: McOptions,
 ) -> Result<McReport> {
+    evaluate_observed(pretrained, items, dev, options, &NoScoreProgress)
+}
+
+/// As [`evaluate_with_dev`], telling `progress` after every batch (one request per choice of
+/// every item).
+pub fn evaluate_observed(
+    pretrained: &PretrainedModel,
+    items: &[McItem],
+    dev: Option<&[McItem]>,
+    options: McOptions,
+    progress: &dyn ScoreProgress,
+) -> Result<McReport> {
     let tokenizer = pretrained.tokenizer()?;
     let bos = pretrained.model.config.bos_token_id;
     let mut requests = Vec::new();
@@ -181,7 +193,7 @@ pub fn evaluate_with_dev(
             requests.push(encoded);
         }
     }
-    let scores = score_encoded(&pretrained.model, &requests, options.batch_size)?;
+    let scores = score_encoded_with(&pretrained.model, &requests, options.batch_size, progress)?;
     let mut correct: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut offset = 0;
     for item in items {

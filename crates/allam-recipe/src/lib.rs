@@ -25,5 +25,5 @@ pub mod report;
 pub use config::RecipeConfig;
 pub use error::{RecipeError, Result};
 pub use pipeline::{ModelScores, Outcome, run};
-pub use progress::{Bars, Silent, StageProgress, StepBar};
+pub use progress::{Bars, BytesBar, Display, Meter, ScoreBar, Silent, StageProgress, StepBar, Unit};
 pub use report::{Verdicts, reproduce, write_report};
