@@ -208,7 +208,17 @@ impl AlignConfig {
             return Err(bad("[dpo]: reference must be \"cached\" or \"memory\"".into()));
         }
         config.schedule.validate().map_err(|e| bad(e.to_string()))?;
-        config.dpo.config().validate()?;
+        config.dpo.config().validate().map_err(|e| match e {
+            AlignError::Input(m) => bad(format!("[dpo]: {m}")),
+            other => other,
+        })?;
+        // A named chat template is checked now; the tokenizer's own is read with the tokenizer.
+        if config.data.template != "tokenizer" {
+            ChatTemplate::from_name(&config.data.template).map_err(|e| match e {
+                AlignError::Input(m) => bad(format!("[data] template: {m}")),
+                other => other,
+            })?;
+        }
         Ok(config)
     }
 

@@ -337,7 +337,8 @@ fn prepare_stage(
     config: &AlignConfig,
     run_dir: &Path,
 ) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
-    let device = allam_model::device::select(&config.train.device).map_err(AlignError::Input)?;
+    let device = allam_model::device::select(&config.train.device)
+        .map_err(|e| AlignError::Input(format!("[train] device: {e}")))?;
     std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
         path: run_dir.to_path_buf(),
         source: e,

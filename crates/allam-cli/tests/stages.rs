@@ -88,7 +88,7 @@ fn pretrain_resumes_then_plots_and_averages() {
 fn sft_and_dpo_run_from_their_example_configs() {
     let dir = tempfile::tempdir().unwrap();
     let sft = dir.path().join("sft");
-    allam(&[
+    let out = allam(&[
         "sft",
         "--config",
         "examples/configs/sft-tiny.toml",
@@ -98,8 +98,11 @@ fn sft_and_dpo_run_from_their_example_configs() {
         "1",
     ]);
     assert_eq!(metrics(&sft).len(), 1);
+    // stderr is a pipe here: progress falls back to plain lines.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sft: step 1/1 (100%) · loss "), "{stderr}");
     let dpo = dir.path().join("dpo");
-    allam(&[
+    let out = allam(&[
         "dpo",
         "--config",
         "examples/configs/dpo-tiny.toml",
@@ -108,6 +111,12 @@ fn sft_and_dpo_run_from_their_example_configs() {
         "--max-steps",
         "2",
     ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dpo: step 1/2") && stderr.contains("dpo: step 2/2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reward acc"), "{stderr}");
     let rows = metrics(&dpo);
     assert!(
         (rows[0]["loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-5,

@@ -40,11 +40,17 @@ pub mod task;
 pub use error::{EvalError, Result};
 pub use formats::{PromptFormat, RenderedItem};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
-pub use loglik::{RequestScore, score_encoded, score_requests};
-pub use multiple_choice::{
-    Accuracy, Bos, McOptions, McReport, McSample, McSettings, evaluate, evaluate_samples, evaluate_with_dev,
+pub use loglik::{
+    NoScoreProgress, RequestScore, ScoreProgress, score_encoded, score_encoded_with, score_requests,
+    score_requests_with,
 };
-pub use perplexity::{SlidingWindow, TextStats, documents_stats, sequence_nll, text_stats};
+pub use multiple_choice::{
+    Accuracy, Bos, McOptions, McReport, McSample, McSettings, evaluate, evaluate_observed, evaluate_samples,
+    evaluate_with_dev,
+};
+pub use perplexity::{
+    SlidingWindow, TextStats, documents_stats, sequence_nll, sequence_nll_with, text_stats, text_stats_with,
+};
 pub use prompt::{ChoiceMode, LetterScript, Script};
 pub use request::{EncodedRequest, ScoreRequest, encode_request, encode_request_with};
 pub use shots::{DEFAULT_SEED, ShotPool};

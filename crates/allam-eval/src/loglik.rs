@@ -29,6 +29,20 @@ impl From<ContinuationScore> for RequestScore {
     }
 }
 
+/// Told after every forward pass of a scoring run (the CLI draws progress from it).
+pub trait ScoreProgress {
+    /// `requests` more requests were scored, reading `tokens` tokens; their continuations have
+    /// `predicted` tokens with a summed negative log-likelihood of `nll` (nats).
+    fn scored(&self, requests: usize, tokens: usize, predicted: usize, nll: f64);
+}
+
+/// A [`ScoreProgress`] that ignores everything.
+pub struct NoScoreProgress;
+
+impl ScoreProgress for NoScoreProgress {
+    fn scored(&self, _requests: usize, _tokens: usize, _predicted: usize, _nll: f64) {}
+}
+
 /// Scores encoded requests, `batch_size` per forward pass.
 ///
 /// Requests are batched longest first (less padding) and returned in their own order. Padding is
@@ -40,6 +54,19 @@ pub fn score_encoded(
     requests: &[EncodedRequest],
     batch_size: usize,
 ) -> Result<Vec<RequestScore>> {
+    score_encoded_with(model, requests, batch_size, &NoScoreProgress)
+}
+
+/// As [`score_encoded`], telling `progress` after every batch.
+pub fn score_encoded_with(
+    model: &Llama,
+    requests: &[EncodedRequest],
+    batch_size: usize,
+    progress: &dyn ScoreProgress,
+) -> Result<Vec<RequestScore>> {
+    if batch_size == 0 {
+        return Err(EvalError::Input("batch size must be at least 1".into()));
+    }
     let max_len = model.config.max_position_embeddings;
     let mut pairs = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
@@ -62,7 +89,15 @@ pub fn score_encoded(
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
     let sorted: Vec<(Vec<u32>, Vec<u32>)> = order.iter().map(|&i| pairs[i].clone()).collect();
-    let scores = score_continuations(model, &sorted, batch_size)?;
+    let mut scores = Vec::with_capacity(sorted.len());
+    for chunk in sorted.chunks(batch_size) {
+        let batch = score_continuations(model, chunk, batch_size)?;
+        let tokens = chunk.iter().map(|(c, x)| c.len() + x.len() - 1).sum();
+        let predicted = chunk.iter().map(|(_, x)| x.len()).sum();
+        let nll = -batch.iter().map(|s| s.logprob).sum::<f64>();
+        progress.scored(chunk.len(), tokens, predicted, nll);
+        scores.extend(batch);
+    }
     let mut out: Vec<Option<RequestScore>> = vec![None; pairs.len()];
     for (score, &i) in scores.into_iter().zip(&order) {
         out[i] = Some(score.into());
@@ -76,6 +111,16 @@ pub fn score_requests(
     requests: &[ScoreRequest],
     batch_size: usize,
 ) -> Result<Vec<RequestScore>> {
+    score_requests_with(pretrained, requests, batch_size, &NoScoreProgress)
+}
+
+/// As [`score_requests`], telling `progress` after every batch.
+pub fn score_requests_with(
+    pretrained: &PretrainedModel,
+    requests: &[ScoreRequest],
+    batch_size: usize,
+    progress: &dyn ScoreProgress,
+) -> Result<Vec<RequestScore>> {
     let tokenizer = pretrained.tokenizer()?;
     let bos = pretrained.model.config.bos_token_id;
     let encoded = requests
@@ -88,5 +133,5 @@ pub fn score_requests(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    score_encoded(&pretrained.model, &encoded, batch_size)
+    score_encoded_with(&pretrained.model, &encoded, batch_size, progress)
 }

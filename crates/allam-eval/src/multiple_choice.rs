@@ -11,7 +11,7 @@ use allam_model::{ChatMessage, PretrainedModel, TextTokenizer};
 
 use crate::error::{EvalError, Result};
 use crate::formats::{HouseStyle, PromptFormat, RenderedItem, first_n};
-use crate::loglik::score_encoded;
+use crate::loglik::{NoScoreProgress, ScoreProgress, score_encoded_with};
 pub use crate::prompt::ChoiceMode;
 use crate::prompt::{LetterScript, Script, choice_continuation_in, question_prompt_in};
 use crate::request::{ScoreRequest, encode_request_with};
@@ -362,6 +362,18 @@ pub fn evaluate_samples(
     dev: Option<&[McItem]>,
     options: McOptions,
 ) -> Result<(McReport, Vec<McSample>)> {
+    evaluate_observed(pretrained, items, dev, options, &NoScoreProgress)
+}
+
+/// As [`evaluate_samples`], telling `progress` after every batch (one request per choice of
+/// every item).
+pub fn evaluate_observed(
+    pretrained: &PretrainedModel,
+    items: &[McItem],
+    dev: Option<&[McItem]>,
+    options: McOptions,
+    progress: &dyn ScoreProgress,
+) -> Result<(McReport, Vec<McSample>)> {
     let tokenizer = pretrained.tokenizer()?;
     let bos = pretrained.model.config.bos_token_id;
     // A chat template places its own BOS.
@@ -382,7 +394,7 @@ pub fn evaluate_samples(
             requests.push(encoded);
         }
     }
-    let scores = score_encoded(&pretrained.model, &requests, options.batch_size)?;
+    let scores = score_encoded_with(&pretrained.model, &requests, options.batch_size, progress)?;
     let mut correct: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut samples = Vec::with_capacity(items.len());
     let mut offset = 0;

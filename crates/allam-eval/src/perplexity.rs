@@ -14,7 +14,7 @@
 use allam_model::{Llama, PretrainedModel};
 
 use crate::error::{EvalError, Result};
-use crate::loglik::score_encoded;
+use crate::loglik::{NoScoreProgress, ScoreProgress, score_encoded_with};
 use crate::request::EncodedRequest;
 
 /// How a long sequence is cut into forward passes.
@@ -115,9 +115,20 @@ pub fn sequence_nll(
     window: SlidingWindow,
     batch_size: usize,
 ) -> Result<(usize, f64)> {
+    sequence_nll_with(model, ids, window, batch_size, &NoScoreProgress)
+}
+
+/// As [`sequence_nll`], telling `progress` after every batch of windows.
+pub fn sequence_nll_with(
+    model: &Llama,
+    ids: &[u32],
+    window: SlidingWindow,
+    batch_size: usize,
+    progress: &dyn ScoreProgress,
+) -> Result<(usize, f64)> {
     window.validate(model.config.max_position_embeddings)?;
     let requests = window.requests(ids);
-    let scores = score_encoded(model, &requests, batch_size)?;
+    let scores = score_encoded_with(model, &requests, batch_size, progress)?;
     let tokens = scores.iter().map(|s| s.continuation_tokens).sum();
     let nll = -scores.iter().map(|s| s.logprob).sum::<f64>();
     Ok((tokens, nll))
@@ -130,6 +141,18 @@ pub fn text_stats(
     window: SlidingWindow,
     batch_size: usize,
 ) -> Result<TextStats> {
+    text_stats_with(pretrained, text, window, batch_size, &NoScoreProgress)
+}
+
+/// As [`text_stats`], telling `progress` after every batch of windows
+/// ([`SlidingWindow::requests`] says how many there will be).
+pub fn text_stats_with(
+    pretrained: &PretrainedModel,
+    text: &str,
+    window: SlidingWindow,
+    batch_size: usize,
+    progress: &dyn ScoreProgress,
+) -> Result<TextStats> {
     let ids = pretrained.tokenizer()?.encode(text, true)?;
     if ids.len() < 2 {
         return Err(EvalError::Input(format!(
@@ -137,7 +160,7 @@ pub fn text_stats(
             ids.len()
         )));
     }
-    let (tokens, nll) = sequence_nll(&pretrained.model, &ids, window, batch_size)?;
+    let (tokens, nll) = sequence_nll_with(&pretrained.model, &ids, window, batch_size, progress)?;
     Ok(TextStats {
         tokens,
         bytes: text.len(),

@@ -12,9 +12,10 @@
 //! report comes from the run.
 //!
 //! [`config`] is the configuration ([`RecipeConfig`]), [`pipeline`] runs the stages,
-//! [`report`] writes the report, [`progress`] draws the bars.
+//! [`report`] writes the report (with [`chart`]'s `bpb.svg`), [`progress`] shows progress.
 #![warn(missing_docs)]
 
+pub mod chart;
 pub mod config;
 pub mod error;
 pub mod pipeline;
@@ -24,5 +25,5 @@ pub mod report;
 pub use config::RecipeConfig;
 pub use error::{RecipeError, Result};
 pub use pipeline::{ModelScores, Outcome, run};
-pub use progress::{Bars, Silent, StageProgress, StepBar};
+pub use progress::{Bars, BytesBar, Display, Meter, ScoreBar, Silent, StageProgress, StepBar, Unit};
 pub use report::{Verdicts, reproduce, write_report};

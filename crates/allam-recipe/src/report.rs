@@ -1,12 +1,12 @@
 //! `report.md` (one table per claim of the paper), `report.json` and `bpb.svg`, from an
 //! [`Outcome`] measured by the run.
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::config::RecipeConfig;
-use crate::error::Result;
+use crate::error::{RecipeError, Result};
 use crate::pipeline::{Outcome, run};
 use crate::progress::StageProgress;
 
@@ -57,9 +57,9 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
     let _ = writeln!(
         w,
         "Every number below was measured by this run (`allam recipe` / `cargo run --release --example reproduce`) \
-         on the sample data in `{}`. Stage directories hold each model as a Hugging Face checkpoint, its \
-         `metrics.jsonl` and `loss.svg`.\n",
-        config.sample.display()
+         on the sample data in `{}` (paths in this report are relative to its folder). Stage directories hold \
+         each model as a Hugging Face checkpoint, its `metrics.jsonl` and `loss.svg`.\n",
+        relative_path(&config.sample, &config.out).display()
     );
     let (ab, ae) = outcome.arabic_fertility;
     let (eb, ee) = outcome.english_fertility;
@@ -159,15 +159,14 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
     );
 
     let out = &config.out;
-    let curves = vec![
-        ("English bpb".to_string(), points(outcome, |s| s.en_bpb)),
-        ("Arabic bpb".to_string(), points(outcome, |s| s.ar_bpb)),
-    ];
-    allam_train::plot::plot_curves(
-        &curves,
-        "bits per byte after stages 1–5 (3 = mixed CPT)",
-        &out.join("bpb.svg"),
-    )?;
+    let svg = crate::chart::bpb_svg(&outcome.scores, config.report.english_bpb_margin)
+        .map_err(|e| RecipeError::Config(format!("plotting {}: {e}", out.join("bpb.svg").display())))?;
+    allam_train::checkpoint::write_atomically(&out.join("bpb.svg"), svg.as_bytes())?;
+    // Model directories relative to the run folder, so the report holds wherever the folder goes.
+    let mut outcome = outcome.clone();
+    for s in &mut outcome.scores {
+        s.dir = relative_path(&s.dir, out);
+    }
     let json = serde_json::json!({ "outcome": outcome, "verdicts": v });
     allam_train::checkpoint::write_atomically(
         &out.join("report.json"),
@@ -180,17 +179,38 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
     Ok(path)
 }
 
-/// `(stage number, value)` for the stages on the main line (the control is left out).
-fn points(outcome: &Outcome, value: impl Fn(&crate::ModelScores) -> f64) -> Vec<(f64, f64)> {
-    outcome
-        .scores
-        .iter()
-        .filter(|s| !s.stage.contains("control"))
-        .filter_map(|s| {
-            let n: f64 = s.stage.split(' ').next()?.parse().ok()?;
-            Some((n, value(s)))
+/// `path` relative to the folder `base` (`../../data/sample`), both resolved on disk when they
+/// exist; `path` unchanged when the two share no root.
+pub fn relative_path(path: &Path, base: &Path) -> PathBuf {
+    let resolve = |p: &Path| {
+        p.canonicalize().unwrap_or_else(|_| {
+            let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            let mut out = PathBuf::new();
+            for c in absolute.components() {
+                match c {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other),
+                }
+            }
+            out
         })
-        .collect()
+    };
+    let (path_abs, base_abs) = (resolve(path), resolve(base));
+    let (p, b): (Vec<_>, Vec<_>) = (path_abs.components().collect(), base_abs.components().collect());
+    if p.first() != b.first() {
+        return path.to_path_buf();
+    }
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out: PathBuf = b[common..].iter().map(|_| Component::ParentDir).collect();
+    out.extend(&p[common..]);
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 /// Runs the recipe and writes its report: the one call behind `allam recipe` and the
@@ -207,4 +227,25 @@ pub fn reproduce(
 /// The report of a finished run directory, if there is one.
 pub fn existing_report(out: &Path) -> Option<String> {
     std::fs::read_to_string(out.join("report.md")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_written_relative_to_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (run, sample) = (dir.path().join("runs/reproduce"), dir.path().join("data/sample"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(&sample).unwrap();
+        let via_dots = dir.path().join("examples/recipes/../../data/sample");
+        std::fs::create_dir_all(dir.path().join("examples/recipes")).unwrap();
+        assert_eq!(relative_path(&via_dots, &run), Path::new("../../data/sample"));
+        assert_eq!(
+            relative_path(&run.join("stage4-sft/final"), &run),
+            Path::new("stage4-sft/final")
+        );
+        assert_eq!(relative_path(&run, &run), Path::new("."));
+    }
 }

@@ -230,7 +230,8 @@ pub struct EvalText {
 }
 
 impl ModelSpec {
-    /// Checks that exactly one source of weights is named.
+    /// Checks that exactly one source of weights is named, and that an architecture's heads
+    /// divide its hidden size.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(TrainError::Config(m.into()));
         let sources = [
@@ -243,6 +244,15 @@ impl ModelSpec {
                 "[model]: give exactly one of dir (a Hugging Face model), checkpoint (a training checkpoint) \
                  or architecture (from scratch)",
             );
+        }
+        if let Some(arch) = &self.architecture {
+            let heads = arch.num_attention_heads;
+            if heads == 0 || !arch.hidden_size.is_multiple_of(heads) {
+                return Err(TrainError::Config(format!(
+                    "[model.architecture]: hidden_size {} is not a multiple of num_attention_heads {heads}",
+                    arch.hidden_size
+                )));
+            }
         }
         if self.architecture.is_some() && self.tokenizer.is_none() {
             return bad("[model]: a model from scratch needs tokenizer = \"path/to/tokenizer.json\"");

@@ -221,7 +221,8 @@ pub fn train(
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    let device = allam_model::device::select(&config.train.device).map_err(TrainError::Config)?;
+    let device = allam_model::device::select(&config.train.device)
+        .map_err(|e| TrainError::Config(format!("[train] device: {e}")))?;
     let mixture = open_data(config, run_dir, observer)?;
     let prepared = prepare_model(&config.model, run_dir, &device)?;
     let seq_len = mixture.manifest().seq_len;

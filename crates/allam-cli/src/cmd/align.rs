@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use allam_align::{AlignConfig, MarkStyle, SftExample, inspect_tokens, load_conversations};
 use allam_model::TextTokenizer;
 
-use allam_recipe::StepBar;
+use allam_recipe::{Display, StepBar};
 
 use crate::cmd::train::RunArgs;
 
@@ -39,15 +39,16 @@ pub enum SftSubcommand {
 }
 
 /// Runs `allam sft`.
-pub fn sft(command: SftCommand) -> Result<()> {
+pub fn sft(command: SftCommand, display: Display) -> Result<()> {
     match (command.command, command.args) {
         (Some(SftSubcommand::Inspect { config, n, color }), _) => inspect(config, n, color),
         (None, Some(args)) => {
             let config = AlignConfig::load(&args.config)?;
-            let bar = StepBar::new("sft");
-            let summary = allam_align::run_sft(&config, &args.out, args.max_steps, args.resume, &bar)
-                .with_context(|| format!("SFT {} into {}", args.config.display(), args.out.display()))?;
+            let bar = StepBar::new("sft", display);
+            let summary = allam_align::run_sft(&config, &args.out, args.max_steps, args.resume, &bar);
             bar.finish();
+            let summary = summary
+                .with_context(|| format!("SFT {} into {}", args.config.display(), args.out.display()))?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
@@ -56,12 +57,13 @@ pub fn sft(command: SftCommand) -> Result<()> {
 }
 
 /// Runs `allam dpo`.
-pub fn dpo(args: RunArgs) -> Result<()> {
+pub fn dpo(args: RunArgs, display: Display) -> Result<()> {
     let config = AlignConfig::load(&args.config)?;
-    let bar = StepBar::new("dpo");
-    let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.resume, &bar)
-        .with_context(|| format!("DPO {} into {}", args.config.display(), args.out.display()))?;
+    let bar = StepBar::new("dpo", display);
+    let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.resume, &bar);
     bar.finish();
+    let summary =
+        summary.with_context(|| format!("DPO {} into {}", args.config.display(), args.out.display()))?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

@@ -3,7 +3,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use allam_data::{BuildOptions, Mixture, Recipe};
 
@@ -37,52 +36,34 @@ pub enum DataCommand {
 }
 
 /// Runs one `allam data` command.
-pub fn run(command: DataCommand) -> anyhow::Result<()> {
+pub fn run(command: DataCommand, display: allam_recipe::Display) -> anyhow::Result<()> {
     match command {
         DataCommand::Build {
             recipe,
             out,
             sequences,
-        } => build(recipe, out, sequences),
+        } => build(recipe, out, sequences, display),
         DataCommand::Inspect { dir, n } => inspect(dir, n),
     }
 }
 
-/// An indicatif bar over input bytes.
-struct Bar(ProgressBar);
-
-impl allam_data::Progress for Bar {
-    fn start(&self, total_bytes: u64) {
-        self.0.set_length(total_bytes);
-    }
-
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-
-    fn message(&self, message: &str) {
-        self.0.set_message(message.to_string());
-    }
-}
-
-fn build(recipe_path: PathBuf, out: PathBuf, sequences: Option<u64>) -> anyhow::Result<()> {
+fn build(
+    recipe_path: PathBuf,
+    out: PathBuf,
+    sequences: Option<u64>,
+    display: allam_recipe::Display,
+) -> anyhow::Result<()> {
     let recipe =
         Recipe::load(&recipe_path).with_context(|| format!("loading recipe {}", recipe_path.display()))?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
-        )
-        .expect("valid progress template"),
-    );
     let options = BuildOptions {
         sequences,
         ..BuildOptions::default()
     };
-    let progress = Bar(bar);
-    let report = allam_data::build(&recipe, &out, &options, &progress)
-        .with_context(|| format!("building {} into {}", recipe_path.display(), out.display()))?;
-    progress.0.finish_and_clear();
+    let progress = allam_recipe::BytesBar::new("data build", display);
+    let report = allam_data::build(&recipe, &out, &options, &progress);
+    progress.finish();
+    let report =
+        report.with_context(|| format!("building {} into {}", recipe_path.display(), out.display()))?;
 
     println!(
         "{:<20} {:>10} {:>12} {:>9} {:>9} {:>7}  dropped",

@@ -2,7 +2,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use allam_eval::{SlidingWindow, read_jsonl, score_requests, text_stats};
+use allam_eval::{SlidingWindow, read_jsonl, score_requests_with, text_stats_with};
+use allam_recipe::{Display, ScoreBar};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
@@ -26,15 +27,17 @@ pub struct ScoreArgs {
 }
 
 /// Prints each request as a JSON line with `logprob`, `continuation_tokens` and `is_greedy` added.
-pub fn score(args: ScoreArgs) -> Result<()> {
+pub fn score(args: ScoreArgs, display: Display) -> Result<()> {
     let records = read_jsonl(&args.input)?;
     let requests = records
         .iter()
         .map(|r| r.score_request(&args.input))
         .collect::<Result<Vec<_>, _>>()?;
     let pretrained = load(&args.model, &args.device)?;
-    let scores = score_requests(&pretrained, &requests, args.batch_size)
-        .with_context(|| format!("scoring {}", args.input.display()))?;
+    let bar = ScoreBar::new("score", requests.len() as u64, display);
+    let scores = score_requests_with(&pretrained, &requests, args.batch_size, &bar);
+    bar.finish();
+    let scores = scores.with_context(|| format!("scoring {}", args.input.display()))?;
     let mut out = std::io::stdout().lock();
     for (record, score) in records.into_iter().zip(scores) {
         let mut object = record.object;
@@ -73,7 +76,7 @@ pub struct PplArgs {
 }
 
 /// Prints tokens, bytes, nll, perplexity and bits per byte for each file.
-pub fn ppl(args: PplArgs) -> Result<()> {
+pub fn ppl(args: PplArgs, display: Display) -> Result<()> {
     let pretrained = load(&args.model, &args.device)?;
     let default = SlidingWindow::for_model(&pretrained.model);
     let window = args.window.unwrap_or(default.window);
@@ -81,14 +84,28 @@ pub fn ppl(args: PplArgs) -> Result<()> {
         window,
         stride: args.stride.unwrap_or(window),
     };
+    let texts = args
+        .text
+        .iter()
+        .map(|path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display())))
+        .collect::<Result<Vec<_>>>()?;
+    // The windows of every file, counted up front so that the progress has its total.
+    let tokenizer = pretrained.tokenizer()?;
+    let mut windows = 0;
+    for text in &texts {
+        windows += window.requests(&tokenizer.encode(text, true)?).len() as u64;
+    }
+    let bar = ScoreBar::new("ppl", windows, display);
     let mut out = std::io::stdout().lock();
     if !args.json {
         writeln!(out, "file\ttokens\tbytes\tnll\tppl\tbpb")?;
     }
-    for path in &args.text {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let stats = text_stats(&pretrained, &text, window, args.batch_size)
-            .with_context(|| format!("measuring {}", path.display()))?;
+    for (path, text) in args.text.iter().zip(&texts) {
+        let stats = text_stats_with(&pretrained, text, window, args.batch_size, &bar);
+        if stats.is_err() {
+            bar.finish();
+        }
+        let stats = stats.with_context(|| format!("measuring {}", path.display()))?;
         let (ppl, bpb) = (stats.perplexity(), stats.bits_per_byte());
         if args.json {
             let line = json!({
@@ -113,6 +130,7 @@ pub fn ppl(args: PplArgs) -> Result<()> {
             )?;
         }
     }
+    bar.finish();
     Ok(())
 }
 
@@ -207,7 +225,7 @@ pub struct EvalArgs {
 }
 
 /// Prints the settings, then accuracy (acc, acc_norm) overall and per subject.
-pub fn eval(args: EvalArgs) -> Result<()> {
+pub fn eval(args: EvalArgs, display: Display) -> Result<()> {
     let task = allam_eval::TaskFormat::for_file(&args.task, &args.data)?;
     let format = match &args.format {
         Some(name) => allam_eval::PromptFormat::from_name(name)?,
@@ -249,8 +267,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         batch_size: args.batch_size,
     };
     let settings = allam_eval::multiple_choice::settings(&pretrained, &options, dev.is_some())?;
-    let (report, samples) = allam_eval::evaluate_samples(&pretrained, &items, dev.as_deref(), options)
-        .with_context(|| format!("evaluating {}", args.data.display()))?;
+    let choices = items.iter().map(|item| item.choices.len() as u64).sum();
+    let bar = ScoreBar::new("eval", choices, display);
+    let evaluated = allam_eval::evaluate_observed(&pretrained, &items, dev.as_deref(), options, &bar);
+    bar.finish();
+    let (report, samples) = evaluated.with_context(|| format!("evaluating {}", args.data.display()))?;
     if let Some(path) = &args.log_samples {
         write_samples(path, &samples).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -16,9 +16,9 @@ pub struct RecipeArgs {
 }
 
 /// Runs every stage, writes the report and prints it.
-pub fn recipe(args: RecipeArgs) -> Result<()> {
+pub fn recipe(args: RecipeArgs, display: allam_recipe::Display) -> Result<()> {
     let config = allam_recipe::RecipeConfig::load(&args.config)?;
-    let (outcome, verdicts, report) = allam_recipe::reproduce(&config, &allam_recipe::Bars)
+    let (outcome, verdicts, report) = allam_recipe::reproduce(&config, &allam_recipe::Bars { display })
         .with_context(|| format!("running the recipe {}", args.config.display()))?;
     if args.json {
         println!(

@@ -1,7 +1,7 @@
 //! `allam pretrain` and `allam plot`: the training loop from the shell.
 use std::path::PathBuf;
 
-use allam_recipe::StepBar;
+use allam_recipe::{Display, StepBar};
 use allam_train::{RunConfig, RunOptions};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -24,16 +24,17 @@ pub struct RunArgs {
 }
 
 /// Runs `allam pretrain` and prints the run summary as JSON.
-pub fn pretrain(args: RunArgs) -> Result<()> {
+pub fn pretrain(args: RunArgs, display: Display) -> Result<()> {
     let config = RunConfig::load(&args.config)?;
     let options = RunOptions {
         max_steps: args.max_steps,
         resume: args.resume,
     };
-    let bar = StepBar::new("pretrain");
-    let summary = allam_train::train(&config, &args.out, &options, &bar)
-        .with_context(|| format!("training {} into {}", args.config.display(), args.out.display()))?;
+    let bar = StepBar::new("pretrain", display);
+    let summary = allam_train::train(&config, &args.out, &options, &bar);
     bar.finish();
+    let summary =
+        summary.with_context(|| format!("training {} into {}", args.config.display(), args.out.display()))?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
