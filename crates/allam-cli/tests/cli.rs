@@ -61,6 +61,33 @@ fn logits_prints_the_reference_logits() {
     }
 }
 
+/// Past `max_position_embeddings` (128 for the fixture) the model still runs, with a warning naming
+/// both lengths, as `transformers` warns; within it nothing is said.
+#[test]
+fn inputs_past_the_trained_context_are_warned_about() {
+    let dir = fixture("tiny-gqa-untied");
+    let ids = |n: usize| (0..n).map(|i| (i % 90).to_string()).collect::<Vec<_>>().join(",");
+    let run = |n: usize| {
+        allam(&[
+            "logits",
+            "--model",
+            dir.to_str().unwrap(),
+            "--ids",
+            &ids(n),
+            "--json",
+        ])
+    };
+    let long = run(130);
+    assert!(long.status.success());
+    let stderr = String::from_utf8_lossy(&long.stderr);
+    assert!(
+        stderr.contains("130 positions") && stderr.contains("128"),
+        "{stderr}"
+    );
+    let short = run(128);
+    assert!(!String::from_utf8_lossy(&short.stderr).contains("warning"));
+}
+
 #[test]
 fn generate_json_gives_ids_and_their_text() {
     let dir = fixture("tiny-gqa-untied");

@@ -45,6 +45,7 @@ pub struct LogitsArgs {
 /// Prints the logits of every position.
 pub fn logits(args: LogitsArgs) -> Result<()> {
     let pretrained = load(&args.model, &args.device)?;
+    warn_past_context(&args.model, args.ids.len(), &pretrained);
     let logits = pretrained.model.forward(&TokenBatch::single(&args.ids))?;
     let [_, len, vocab] = logits.dims();
     let values: Vec<f32> = logits
@@ -75,6 +76,19 @@ pub fn logits(args: LogitsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Warns, as `transformers` does, when `tokens` positions reach past the context the model was
+/// trained for (`max_position_embeddings`): the model runs, but its outputs there are untested.
+fn warn_past_context(model: &std::path::Path, tokens: usize, pretrained: &PretrainedModel) {
+    let context = pretrained.model.config.max_position_embeddings;
+    if tokens > context {
+        eprintln!(
+            "warning: {tokens} positions are longer than the {context} (max_position_embeddings) that {} \
+             was trained for; outputs past that length may be meaningless",
+            model.display()
+        );
+    }
 }
 
 /// Arguments of `allam generate`.
@@ -133,6 +147,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
         stop_strings: args.stop.clone(),
     };
     let prompt = pretrained.encode_prompt(&args.prompt, args.chat)?;
+    warn_past_context(&args.model, prompt.len() + args.max_new_tokens, &pretrained);
     if args.json {
         let output = pretrained.generate_streaming(&prompt, &config, |_| {})?;
         println!(
