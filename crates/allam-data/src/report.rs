@@ -10,34 +10,18 @@ use crate::error::{DataError, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`, rename.
 /// A reader sees either the old file, or the complete new one — never a partial write. The file gets
-/// the permissions a plain `File::create` would (the user's umask), not a private temporary's.
+/// the permissions a plain `File::create` would (see [`crate::shard::temp_in`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let (tmp, mut file) = (0u32..)
-        .map(|k| dir.join(format!(".{name}.tmp-{}-{k}", std::process::id())))
-        .find_map(|tmp| {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-            {
-                Ok(file) => Some(Ok((tmp, file))),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-                Err(e) => Some(Err(DataError::io(&tmp, e))),
-            }
-        })
-        .expect("some temporary name is free")?;
-    let written = file.write_all(bytes).and_then(|_| file.sync_all());
-    drop(file);
-    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
+    let mut tmp = crate::shard::temp_in(dir, ".tmp-")?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| DataError::io(path, e))?;
+    tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
     Ok(())
 }
 

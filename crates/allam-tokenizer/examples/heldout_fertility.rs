@@ -16,7 +16,6 @@
 //! "pre-tokens/word" is what the base pre-tokenizer leaves to the model:
 //! the held-out pre-tokens holding Arabic per Arabic word, a floor on tokens per word for any expansion
 //! that keeps that pre-tokenizer (byte-level bases; `-` where the tokenizer has no pre-tokenizer).
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +26,9 @@ use allam_tokenizer::{
     expand_files, load_tokenizer, measure,
 };
 
+mod common;
+use common::flags;
+
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() {
@@ -34,21 +36,6 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// `--key value...` flags; a flag without values is stored with no values.
-fn flags(args: &[String]) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let mut key = String::new();
-    for a in args {
-        if let Some(k) = a.strip_prefix("--") {
-            key = k.to_string();
-            out.entry(key.clone()).or_default();
-        } else {
-            out.entry(key.clone()).or_default().push(a.clone());
-        }
-    }
-    out
 }
 
 /// Writes `docs` as JSONL (`{"text": ...}`), one document a line.

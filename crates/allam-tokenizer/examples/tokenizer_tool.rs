@@ -10,7 +10,6 @@
 //! ... -- bench --base A.json --merged B.json --text F... [--field text] [--rounds 3]
 //! ... -- verify --base A.json --merged B.json
 //! ```
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use allam_tokenizer::merge::BaseBpe;
@@ -21,26 +20,14 @@ use allam_tokenizer::{
     load_tokenizer, measure, render_table, train_arabic_vocab,
 };
 
+mod common;
+use common::flags;
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
-}
-
-/// `--key value...` flags; a flag without values is stored with no values.
-fn flags(args: &[String]) -> HashMap<String, Vec<String>> {
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let mut key = String::new();
-    for a in args {
-        if let Some(k) = a.strip_prefix("--") {
-            key = k.to_string();
-            out.entry(key.clone()).or_default();
-        } else {
-            out.entry(key.clone()).or_default().push(a.clone());
-        }
-    }
-    out
 }
 
 /// CPU time of the calling thread, seconds (Linux: /proc/thread-self/schedstat).
