@@ -6,7 +6,7 @@
 //! [data]
 //! path = "sft.jsonl"                  # conversations (SFT) or preference pairs (DPO)
 //! template = "llama2"                 # llama2 (the paper's), llama3, chatml, or tokenizer (its Jinja template)
-//! seq_len = 512                       # SFT: packed row length
+//! seq_len = 512                       # SFT: packed row length; DPO: most tokens of prompt + response
 //! [schedule]
 //! kind = "constant"
 //! lr = 5e-6
@@ -18,6 +18,8 @@
 //! loss = "sigmoid"                    # sigmoid, ipo, hinge
 //! label_smoothing = 0.0
 //! reference = "cached"                # cached (one pass, on disk) or memory (a frozen copy)
+//! max_prompt_length = 128             # a too-long pair's prompt is cut to this (default seq_len / 4)
+//! truncation_mode = "keep_end"        # keep_end or keep_start of the prompt (TRL's)
 //! ```
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,7 @@ use allam_train::config::{CheckpointSpec, EvalSpec, ModelSpec};
 use allam_train::{AdamWConfig, LrSchedule};
 use serde::{Deserialize, Serialize};
 
-use crate::dpo::{DpoConfig, DpoLossKind};
+use crate::dpo::{DpoConfig, DpoLossKind, PairTruncation, TruncationMode};
 use crate::error::{AlignError, Result};
 use crate::template::ChatTemplate;
 
@@ -77,7 +79,8 @@ pub struct AlignData {
     /// `llama2`, `llama3`, `chatml` or `tokenizer`.
     #[serde(default = "llama2")]
     pub template: String,
-    /// SFT: length of the packed rows.
+    /// SFT: length of the packed rows. DPO: the most tokens of prompt + response (TRL's
+    /// `max_length`); longer pairs are cut as `[dpo] max_prompt_length` and `truncation_mode` say.
     #[serde(default = "seq_len")]
     pub seq_len: usize,
     /// Seed of the example order (reshuffled every epoch).
@@ -141,6 +144,12 @@ pub struct DpoSection {
     /// (a frozen copy of the starting model kept in memory).
     #[serde(default = "cached")]
     pub reference: String,
+    /// A too-long pair's prompt is cut to this many tokens (TRL's `max_prompt_length`; default a
+    /// quarter of `[data] seq_len`, TRL's 128 of 512).
+    pub max_prompt_length: Option<usize>,
+    /// Which end of a too-long prompt is kept.
+    #[serde(default)]
+    pub truncation_mode: TruncationMode,
 }
 
 fn beta() -> f64 {
@@ -160,6 +169,8 @@ impl Default for DpoSection {
             loss: sigmoid(),
             label_smoothing: 0.0,
             reference: cached(),
+            max_prompt_length: None,
+            truncation_mode: TruncationMode::KeepEnd,
         }
     }
 }
@@ -208,6 +219,10 @@ impl AlignConfig {
             return Err(bad("[dpo]: reference must be \"cached\" or \"memory\"".into()));
         }
         config.schedule.validate().map_err(|e| bad(e.to_string()))?;
+        config
+            .pair_truncation()
+            .validate()
+            .map_err(|e| bad(format!("[dpo]: {}", strip_input(e))))?;
         config.dpo.config().validate().map_err(|e| match e {
             AlignError::Input(m) => bad(format!("[dpo]: {m}")),
             other => other,
@@ -230,6 +245,18 @@ impl AlignConfig {
         }
     }
 
+    /// How DPO pairs longer than `[data] seq_len` are cut.
+    pub fn pair_truncation(&self) -> PairTruncation {
+        PairTruncation {
+            max_length: self.data.seq_len,
+            max_prompt_length: self
+                .dpo
+                .max_prompt_length
+                .unwrap_or((self.data.seq_len / 4).max(1)),
+            mode: self.dpo.truncation_mode,
+        }
+    }
+
     /// Steps for `examples` rows or pairs: `max_steps`, else `epochs` passes.
     pub fn steps_for(&self, examples: usize) -> u64 {
         let per_step = self.train.micro_batch_size * self.train.grad_accum;
@@ -238,5 +265,12 @@ impl AlignConfig {
                 .ceil()
                 .max(1.0) as u64
         })
+    }
+}
+
+fn strip_input(error: AlignError) -> String {
+    match error {
+        AlignError::Input(m) => m,
+        other => other.to_string(),
     }
 }

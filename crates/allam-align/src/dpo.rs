@@ -139,6 +139,98 @@ impl DpoExample {
     }
 }
 
+/// Which end of an over-long prompt is kept (TRL's `truncation_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncationMode {
+    /// The prompt's last `max_prompt_length` tokens (TRL's default: the turn being answered).
+    #[default]
+    KeepEnd,
+    /// The prompt's first `max_prompt_length` tokens.
+    KeepStart,
+}
+
+/// How pairs longer than the context are cut, as TRL's `DPOTrainer` does: when the prompt plus
+/// the longer response exceeds `max_length`, the prompt is cut to `max_prompt_length` tokens
+/// (from the end or the start); if that is still too long, both responses keep their first
+/// `max_length − max_prompt_length` tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairTruncation {
+    /// Most tokens of prompt + response.
+    pub max_length: usize,
+    /// Most prompt tokens once a pair is too long.
+    pub max_prompt_length: usize,
+    /// Which end of the prompt is kept.
+    pub mode: TruncationMode,
+}
+
+impl PairTruncation {
+    /// Checks that a response keeps at least one token.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_prompt_length == 0 || self.max_prompt_length >= self.max_length {
+            return Err(AlignError::Input(format!(
+                "max_prompt_length must be at least 1 and below the maximum length {} (the [data] \
+                 seq_len), got {}",
+                self.max_length, self.max_prompt_length
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Splits `(ids, mask)` at the response: the prompt is everything before its first response token.
+fn prompt_len(mask: &[bool]) -> usize {
+    mask.iter().position(|&m| m).unwrap_or(mask.len())
+}
+
+impl DpoExample {
+    /// Cuts the pair to `limits` (see [`PairTruncation`]); says whether anything was cut.
+    pub fn truncate(&mut self, limits: &PairTruncation) -> bool {
+        let longer = (self.chosen_ids.len() - prompt_len(&self.chosen_mask))
+            .max(self.rejected_ids.len() - prompt_len(&self.rejected_mask));
+        let mut cut = false;
+        for (ids, mask) in [
+            (&mut self.chosen_ids, &mut self.chosen_mask),
+            (&mut self.rejected_ids, &mut self.rejected_mask),
+        ] {
+            let prompt = prompt_len(mask);
+            if prompt + longer <= limits.max_length {
+                continue;
+            }
+            // First the prompt, from the chosen end …
+            if prompt > limits.max_prompt_length {
+                let range = match limits.mode {
+                    TruncationMode::KeepStart => limits.max_prompt_length..prompt,
+                    TruncationMode::KeepEnd => 0..prompt - limits.max_prompt_length,
+                };
+                ids.drain(range.clone());
+                mask.drain(range);
+                cut = true;
+            }
+            // … then, if still too long, the response keeps its start.
+            let prompt = prompt_len(mask);
+            if prompt + longer > limits.max_length {
+                let keep = prompt + (limits.max_length - limits.max_prompt_length);
+                if ids.len() > keep {
+                    ids.truncate(keep);
+                    mask.truncate(keep);
+                    cut = true;
+                }
+            }
+        }
+        cut
+    }
+}
+
+/// Cuts every pair to `limits`; returns how many were cut.
+pub fn truncate_pairs(examples: &mut [DpoExample], limits: &PairTruncation) -> usize {
+    examples
+        .iter_mut()
+        .map(|e| e.truncate(limits))
+        .filter(|&cut| cut)
+        .count()
+}
+
 /// Right-padded rows of prompt + response with, per position, the next token and whether it is a
 /// response token: what [`response_logprobs`] needs, built on the host.
 #[derive(Clone, Debug, PartialEq)]

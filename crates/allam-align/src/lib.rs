@@ -28,8 +28,8 @@ pub mod template;
 pub use config::AlignConfig;
 pub use conversation::{Conversation, Message, Role, load_conversations};
 pub use dpo::{
-    DpoBatch, DpoConfig, DpoExample, DpoLossKind, DpoOutput, PreferencePair, ResponseBatch, dpo_loss,
-    load_preferences, response_logprobs,
+    DpoBatch, DpoConfig, DpoExample, DpoLossKind, DpoOutput, PairTruncation, PreferencePair, ResponseBatch,
+    TruncationMode, dpo_loss, load_preferences, response_logprobs, truncate_pairs,
 };
 pub use error::{AlignError, Result};
 pub use heldout::{HeldOutPairs, HeldOutRewards};

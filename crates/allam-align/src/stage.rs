@@ -8,8 +8,9 @@ use allam_train::loss::language_model_loss;
 use allam_train::params::{frozen, trainable};
 use allam_train::run::starting_optimizer;
 use allam_train::run::{
-    PreparedModel, RunObserver, RunSummary, Session, prepare_model, read_eval_texts, run_loop,
+    PreparedModel, RunObserver, RunSummary, Session, open_run_dir, prepare_model, read_eval_texts, run_loop,
 };
+use allam_train::run_dir::Start;
 use allam_train::{LossOutput, MetricSum, Objective, StepOptions, Trainer};
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
@@ -18,7 +19,10 @@ use serde::Serialize;
 
 use crate::config::AlignConfig;
 use crate::conversation::load_conversations;
-use crate::dpo::{DpoBatch, DpoConfig, DpoExample, DpoLossKind, dpo_loss, load_preferences};
+use crate::dpo::{
+    DpoBatch, DpoConfig, DpoExample, DpoLossKind, PairTruncation, TruncationMode, dpo_loss, load_preferences,
+    truncate_pairs,
+};
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
 use crate::sft::{SftExample, SftRow, TruncationReport, pack_examples};
@@ -339,10 +343,6 @@ fn prepare_stage(
 ) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
     let device = allam_model::device::select(&config.train.device)
         .map_err(|e| AlignError::Input(format!("[train] device: {e}")))?;
-    std::fs::create_dir_all(run_dir).map_err(|e| AlignError::Io {
-        path: run_dir.to_path_buf(),
-        source: e,
-    })?;
     let prepared = prepare_model(&config.model, run_dir, &device)?;
     let tokenizer = prepared
         .tokenizer
@@ -357,9 +357,10 @@ pub fn run_sft(
     config: &AlignConfig,
     run_dir: &Path,
     stop_at: Option<u64>,
-    resume: bool,
+    start: Start,
     observer: &dyn RunObserver,
 ) -> Result<SftSummary> {
+    let _run_dir = open_run_dir(run_dir, start, observer)?;
     let (prepared, tokenizer, template) = prepare_stage(config, run_dir)?;
     let conversations = load_conversations(&config.data.path)?;
     let examples = conversations
@@ -393,7 +394,7 @@ pub fn run_sft(
         stop_at,
         fingerprint,
         run_dir,
-        resume,
+        start == Start::Resume,
         observer,
     )?;
     Ok(SftSummary { run, packing })
@@ -404,15 +405,13 @@ pub fn run_dpo(
     config: &AlignConfig,
     run_dir: &Path,
     stop_at: Option<u64>,
-    resume: bool,
+    start: Start,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
+    let _run_dir = open_run_dir(run_dir, start, observer)?;
     let (prepared, tokenizer, template) = prepare_stage(config, run_dir)?;
-    let pairs = load_preferences(&config.data.path)?;
-    let examples = pairs
-        .iter()
-        .map(|p| DpoExample::encode(p, &template, &tokenizer))
-        .collect::<Result<Vec<_>>>()?;
+    let limits = config.pair_truncation();
+    let examples = encode_pairs(&config.data.path, &template, &tokenizer, &limits, observer)?;
     let pad = pad_id(&tokenizer, &prepared.model);
     let dpo = config.dpo.config();
     let reference = if config.dpo.reference == "memory" {
@@ -430,15 +429,12 @@ pub fn run_dpo(
     };
     let max_steps = config.steps_for(examples.len());
     let fingerprint = serde_json::json!({
-        "objective": "dpo", "pairs": examples.len(),
+        "objective": "dpo", "pairs": examples.len(), "max_length": limits.max_length,
         "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
     });
     let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?;
     if let Some(path) = &config.data.eval_path {
-        let heldout = load_preferences(path)?
-            .iter()
-            .map(|p| DpoExample::encode(p, &template, &tokenizer))
-            .collect::<Result<Vec<_>>>()?;
+        let heldout = encode_pairs(path, &template, &tokenizer, &limits, observer)?;
         let heldout = HeldOutPairs::new(heldout, &prepared.model, dpo, pad, config.train.micro_batch_size)?;
         observer.message(&format!(
             "{} held-out pairs from {}: reward accuracy and margin at every evaluation",
@@ -456,13 +452,43 @@ pub fn run_dpo(
         stop_at,
         fingerprint,
         run_dir,
-        resume,
+        start == Start::Resume,
         observer,
     )?;
     if has_heldout {
         crate::heldout::report_last(run_dir, observer);
     }
     Ok(summary)
+}
+
+/// Reads and tokenizes the pairs of `path`, cut to `limits` as TRL does, and says how many were
+/// cut.
+fn encode_pairs(
+    path: &Path,
+    template: &ChatTemplate,
+    tokenizer: &TextTokenizer,
+    limits: &PairTruncation,
+    observer: &dyn RunObserver,
+) -> Result<Vec<DpoExample>> {
+    let mut examples = load_preferences(path)?
+        .iter()
+        .map(|p| DpoExample::encode(p, template, tokenizer))
+        .collect::<Result<Vec<_>>>()?;
+    let cut = truncate_pairs(&mut examples, limits);
+    if cut > 0 {
+        observer.message(&format!(
+            "{}: {cut} of {} pair(s) longer than {} tokens cut (prompt to {} tokens, {}, then responses)",
+            path.display(),
+            examples.len(),
+            limits.max_length,
+            limits.max_prompt_length,
+            match limits.mode {
+                TruncationMode::KeepEnd => "keeping its end",
+                TruncationMode::KeepStart => "keeping its start",
+            }
+        ));
+    }
+    Ok(examples)
 }
 
 /// The reference log-probabilities cached by a DPO run, `(key, values)`: `values[i]` are the

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use allam_align::dpo::log_sigmoid;
 use allam_align::{
-    ChatTemplate, DpoBatch, DpoConfig, DpoExample, DpoLossKind, PreferencePair, load_preferences,
+    ChatTemplate, DpoBatch, DpoConfig, DpoExample, DpoLossKind, PairTruncation, PreferencePair,
+    TruncationMode, load_preferences,
 };
 use allam_align::{dpo_loss, response_logprobs};
 use allam_model::score::score_continuations;
@@ -240,4 +241,74 @@ fn response_logprobs_match_the_scorer_and_carry_gradients() {
         .expect("embedding gradient");
     let norm: f64 = host(grad.abs().sum().reshape([1]))[0];
     assert!(norm > 0.0 && norm.is_finite(), "{norm}");
+}
+
+/// A pair with a 5-token prompt, a 3-token chosen and a 2-token rejected response.
+fn long_pair() -> DpoExample {
+    DpoExample {
+        chosen_ids: vec![1, 2, 3, 4, 5, 10, 11, 12],
+        chosen_mask: [vec![false; 5], vec![true; 3]].concat(),
+        rejected_ids: vec![1, 2, 3, 4, 5, 20, 21],
+        rejected_mask: [vec![false; 5], vec![true; 2]].concat(),
+    }
+}
+
+fn cut(
+    mut pair: DpoExample,
+    max_length: usize,
+    max_prompt_length: usize,
+    mode: TruncationMode,
+) -> (bool, DpoExample) {
+    let limits = PairTruncation {
+        max_length,
+        max_prompt_length,
+        mode,
+    };
+    limits.validate().unwrap();
+    (pair.truncate(&limits), pair)
+}
+
+#[test]
+fn long_pairs_are_cut_as_trl_cuts_them() {
+    // Fits: untouched.
+    let (changed, pair) = cut(long_pair(), 8, 2, TruncationMode::KeepEnd);
+    assert!(!changed);
+    assert_eq!(pair, long_pair());
+    // 5 + 3 > 6: the prompt keeps its last 2 tokens; 2 + 3 fits, the responses stay whole.
+    let (changed, pair) = cut(long_pair(), 6, 2, TruncationMode::KeepEnd);
+    assert!(changed);
+    assert_eq!(pair.chosen_ids, [4, 5, 10, 11, 12]);
+    assert_eq!(pair.rejected_ids, [4, 5, 20, 21]);
+    assert_eq!(pair.chosen_mask, [false, false, true, true, true]);
+    // keep_start keeps the first 2.
+    let (_, pair) = cut(long_pair(), 6, 2, TruncationMode::KeepStart);
+    assert_eq!(pair.chosen_ids, [1, 2, 10, 11, 12]);
+    assert_eq!(pair.rejected_ids, [1, 2, 20, 21]);
+    // 2 + 3 > 4 still: responses keep their first 4 − 2 = 2 tokens.
+    let (_, pair) = cut(long_pair(), 4, 2, TruncationMode::KeepEnd);
+    assert_eq!(pair.chosen_ids, [4, 5, 10, 11]);
+    assert_eq!(pair.chosen_mask, [false, false, true, true]);
+    assert_eq!(pair.rejected_ids, [4, 5, 20, 21]);
+    // A short prompt stays; only the long response is cut (to max_length − max_prompt_length).
+    let short = DpoExample {
+        chosen_ids: vec![1, 10, 11, 12, 13, 14, 15, 16],
+        chosen_mask: [vec![false], vec![true; 7]].concat(),
+        rejected_ids: vec![1, 20],
+        rejected_mask: vec![false, true],
+    };
+    let (_, pair) = cut(short, 5, 2, TruncationMode::KeepEnd);
+    assert_eq!(pair.chosen_ids, [1, 10, 11, 12]);
+    assert_eq!(pair.rejected_ids, [1, 20]);
+    // A prompt limit that leaves no room for a response is refused.
+    let none = PairTruncation {
+        max_length: 4,
+        max_prompt_length: 4,
+        mode: TruncationMode::KeepEnd,
+    };
+    assert!(
+        none.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_prompt_length")
+    );
 }

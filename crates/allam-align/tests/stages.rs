@@ -2,6 +2,7 @@
 use std::path::Path;
 
 use allam_align::{AlignConfig, run_dpo, run_sft};
+use allam_train::Start;
 use allam_train::run::Quiet;
 
 fn rows(run_dir: &Path) -> Vec<serde_json::Value> {
@@ -41,7 +42,7 @@ fn dpo_starts_at_ln2_and_learns_the_training_pairs() {
     let dir = tempfile::tempdir().unwrap();
     let config = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
     let run = dir.path().join("run");
-    run_dpo(&config, &run, None, false, &Quiet).unwrap();
+    run_dpo(&config, &run, None, Start::Fresh, &Quiet).unwrap();
     let rows = rows(&run);
     assert_eq!(rows.len(), 12);
     // policy = reference at the first step: h = 0, loss = ln 2, rewards 0
@@ -85,7 +86,7 @@ fn dpo_reports_reward_accuracy_and_margin_on_held_out_pairs() {
         let mut config = setup(dir.path(), PAIRS, &body);
         config.data.eval_path = Some(dir.path().join("heldout.jsonl"));
         let run = dir.path().join("run");
-        run_dpo(&config, &run, None, false, &Quiet).unwrap();
+        run_dpo(&config, &run, None, Start::Fresh, &Quiet).unwrap();
         let last = rows(&run).pop().unwrap();
         let value = |k: &str| last[k].as_f64().unwrap_or_else(|| panic!("no {k} in {last}"));
         (value("eval/pairs/reward_accuracy"), value("eval/pairs/margin"))
@@ -106,8 +107,8 @@ fn cached_and_in_memory_references_give_the_same_losses() {
     let dir = tempfile::tempdir().unwrap();
     let cached = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
     let memory = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "memory"));
-    run_dpo(&cached, &dir.path().join("a"), Some(3), false, &Quiet).unwrap();
-    run_dpo(&memory, &dir.path().join("b"), Some(3), false, &Quiet).unwrap();
+    run_dpo(&cached, &dir.path().join("a"), Some(3), Start::Fresh, &Quiet).unwrap();
+    run_dpo(&memory, &dir.path().join("b"), Some(3), Start::Fresh, &Quiet).unwrap();
     let (a, b) = (rows(&dir.path().join("a")), rows(&dir.path().join("b")));
     for (x, y) in a.iter().zip(&b) {
         let (lx, ly) = (x["loss"].as_f64().unwrap(), y["loss"].as_f64().unwrap());
@@ -127,7 +128,7 @@ fn sft_trains_assistant_tokens_and_reports_packing() {
     let body = "[schedule]\nkind = \"constant\"\nlr = 1e-2\n[train]\nepochs = 20\nmicro_batch_size = 1\n[checkpoint]\nkeep = 1\n";
     let config = setup(dir.path(), CONVERSATIONS, body);
     let run = dir.path().join("run");
-    let summary = run_sft(&config, &run, None, false, &Quiet).unwrap();
+    let summary = run_sft(&config, &run, None, Start::Fresh, &Quiet).unwrap();
     // three short conversations fit one row of 256 bytes: 20 epochs of one row = 20 steps
     assert_eq!(summary.packing.rows, 1);
     assert_eq!(summary.run.steps, 20);
@@ -149,12 +150,12 @@ fn the_reference_cache_is_recomputed_when_the_pairs_change() {
     let run = dir.path().join("run");
     let read = || allam_align::stage::ReferenceCache::read(&run.join("reference_logprobs.json")).unwrap();
     let config = setup(dir.path(), PAIRS, &DPO_BODY.replace("REF", "cached"));
-    run_dpo(&config, &run, Some(1), false, &Quiet).unwrap();
+    run_dpo(&config, &run, Some(1), Start::Fresh, &Quiet).unwrap();
     let first = read();
     // same number of pairs, other answers: a stale cache would be silently wrong
     let changed = PAIRS.replace("Paris.", "Paris, on the Seine.");
     let config = setup(dir.path(), &changed, &DPO_BODY.replace("REF", "cached"));
-    run_dpo(&config, &run, Some(1), false, &Quiet).unwrap();
+    run_dpo(&config, &run, Some(1), Start::Resume, &Quiet).unwrap();
     let second = read();
     assert_ne!(first.key, second.key);
     assert_ne!(first.values[0], second.values[0]);
@@ -173,12 +174,12 @@ fn sft_and_dpo_steps_agree_on_every_device() {
              micro_batch_size = 1\n[checkpoint]\nkeep = 1\n"
         );
         let config = setup(dir.path(), CONVERSATIONS, &sft);
-        run_sft(&config, &dir.path().join("sft"), None, false, &Quiet).unwrap();
+        run_sft(&config, &dir.path().join("sft"), None, Start::Fresh, &Quiet).unwrap();
         let dpo = DPO_BODY
             .replace("REF", "cached")
             .replace("max_steps = 12", &format!("max_steps = 3\ndevice = \"{device}\""));
         let config = setup(dir.path(), PAIRS, &dpo);
-        run_dpo(&config, &dir.path().join("dpo"), None, false, &Quiet).unwrap();
+        run_dpo(&config, &dir.path().join("dpo"), None, Start::Fresh, &Quiet).unwrap();
         (rows(&dir.path().join("sft")), rows(&dir.path().join("dpo")))
     };
     let (sft_cpu, dpo_cpu) = metrics("cpu");
@@ -208,4 +209,41 @@ fn sft_and_dpo_steps_agree_on_every_device() {
             }
         }
     }
+}
+
+/// Collects the messages a run tells.
+#[derive(Default)]
+struct Messages(std::sync::Mutex<Vec<String>>);
+
+impl allam_train::run::RunObserver for Messages {
+    fn message(&self, message: &str) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+}
+
+#[test]
+fn dpo_cuts_pairs_longer_than_seq_len_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = DPO_BODY
+        .replace("REF", "cached")
+        .replace("max_steps = 12", "max_steps = 2")
+        .replace("loss = \"sigmoid\"", "loss = \"sigmoid\"\nmax_prompt_length = 16");
+    let mut config = setup(dir.path(), PAIRS, &body);
+    config.data.seq_len = 40;
+    let run = dir.path().join("run");
+    let messages = Messages::default();
+    run_dpo(&config, &run, None, Start::Fresh, &messages).unwrap();
+    let told = messages.0.lock().unwrap().join("\n");
+    // Byte tokens, Llama-2 template (BOS, `[INST] `, ` [/INST]`: 16 tokens around the prompt):
+    // France (34 + 18 for "Rome, obviously.") and Egypt (16 + 19 bytes of Arabic + 16 bytes of
+    // answer) exceed 40; "2 + 2" and "Say hi" fit.
+    assert!(
+        told.contains("2 of 4 pair(s) longer than 40 tokens cut (prompt to 16 tokens, keeping its end"),
+        "{told}"
+    );
+    let first = &rows(&run)[0];
+    assert!(
+        (first["loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-6,
+        "{first}"
+    );
 }

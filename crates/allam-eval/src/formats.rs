@@ -19,6 +19,8 @@
 //! | `arabic-mmlu-ar` | ArabicMMLU `util_prompt.py` `prepare_data_ar` | — | `هذا سؤال {subject}{ level}{ country}. اختر الإجابة الصحيحة!\n\nسؤال: {Context\n\n}{Question}\nأ- …\n…\n\nإجابة: ` | `أ` `ب` `ج` `د` `ه` (no delimiter: the cue ends in a space) | as `arabic-mmlu` (the original is 0-shot) |
 //! | `arabic-exams` | Arabic leaderboard `arabic_exams` | — | `الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول {subject}. \n\nالسؤال: {question}\n أ) …\n\n ب) …\n…\nالإجابة:` | `أ` `ب` `ج` `د` | first k of the validation file |
 //! | `acva` | Arabic leaderboard `arabic_leaderboard_acva` | — | `السؤال: {statement}\nالإجابة:` | `صح` `خطأ` | first k of the subject's validation items |
+//! | `arabic-exams-oall` | lighteval ≤ 0.10 `arabic_exams` (the Open Arabic LLM Leaderboard's runs) | the EXAMS instruction with the question's subject, once | `السؤال: {question}\n أ) …\nالإجابة:` | `أ` … `د`, no delimiter | as `arabic-exams`; the leaderboard ran 0-shot |
+//! | `acva-oall` | lighteval ≤ 0.10 `acva` | — | as `acva` | `صح` `خطأ`, no delimiter | as `acva`; the leaderboard ran 0-shot |
 //! | `house` | this project | — | [`crate::prompt`] | the choice texts or labels | a seeded draw, same subject first |
 //!
 //! The references, read at lm-evaluation-harness commit 4e7e0d47 and ArabicMMLU commit 8d5b148b:
@@ -26,11 +28,18 @@
 //! for the description), `lm_eval/tasks/arabicmmlu/utils.py` and
 //! `_default_arabicmmlu_template_yaml`, `lm_eval/tasks/arabic_leaderboard_complete/
 //! arabic_leaderboard_arabic_exams/{utils.py,arabic_exams.yaml}` and `…/arabic_leaderboard_avca/
-//! {utils.py,arabic_leaderboard_acva_<subset>.yaml}` (the same prompts as lighteval's community
-//! `arabic_evals.py`, which the Open Arabic LLM Leaderboard ran), `lm_eval/api/task.py`
+//! {utils.py,arabic_leaderboard_acva_<subset>.yaml}` (the prompt text of lighteval's community
+//! `arabic_evals.py`, assembled as lm-evaluation-harness assembles it: the EXAMS instruction in
+//! every example, a `" "` before each answer), `lm_eval/api/task.py`
 //! (`fewshot_context`, `build_qa_turn`: target delimiter `" "`, few-shot delimiter `"\n\n"`) and
 //! `lm_eval/api/samplers.py` (`first_n`); mbzuai-nlp/ArabicMMLU `util_prompt.py` and
 //! `util_compute.py`.
+//!
+//! The Open Arabic LLM Leaderboard ran lighteval (v1 and v2, 0-shot) whose prompt manager, up to
+//! v0.10 (`few_shot_manager.py` / `prompt_manager.py`), writes the same text differently: no
+//! delimiter between the cue and the answer (the scored continuations are `صح`, `أ`, not ` صح`),
+//! and the EXAMS instruction once, the question's, before all examples — the `-oall` formats.
+//! lighteval ≥ 0.11 assembles few-shot prompts differently again (not reproduced).
 use crate::error::{EvalError, Result};
 use crate::prompt::{ChoiceMode, LetterScript, choice_in, question_prompt_in};
 use crate::task::McItem;
@@ -51,6 +60,11 @@ pub enum PromptFormat {
     ArabicExams,
     /// The Arabic leaderboard's ACVA prompt: the statement, `الإجابة:`, `صح` or `خطأ`.
     Acva,
+    /// EXAMS as lighteval ≤ 0.10 (the Open Arabic LLM Leaderboard) assembles it: the instruction
+    /// once, no delimiter before the answer letter.
+    ArabicExamsOall,
+    /// ACVA as lighteval ≤ 0.10 assembles it: no delimiter before `صح` / `خطأ`.
+    AcvaOall,
     /// This project's prompt: `Question:`/`السؤال:`, choice texts or labels (`--mode`), Latin or
     /// Arabic labels (`--letters`), seeded examples.
     #[default]
@@ -58,12 +72,14 @@ pub enum PromptFormat {
 }
 
 /// Every format's name, in the order of [`PromptFormat::from_name`]'s message.
-pub const FORMAT_NAMES: [&str; 6] = [
+pub const FORMAT_NAMES: [&str; 8] = [
     "mmlu",
     "arabic-mmlu",
     "arabic-mmlu-ar",
     "arabic-exams",
     "acva",
+    "arabic-exams-oall",
+    "acva-oall",
     "house",
 ];
 
@@ -100,7 +116,7 @@ pub struct HouseStyle {
 }
 
 impl PromptFormat {
-    /// The format named `mmlu`, `arabic-mmlu`, `arabic-mmlu-ar`, `arabic-exams`, `acva` or `house`.
+    /// The format named by one of [`FORMAT_NAMES`].
     pub fn from_name(name: &str) -> Result<Self> {
         Ok(match name {
             "mmlu" => Self::Mmlu,
@@ -108,6 +124,8 @@ impl PromptFormat {
             "arabic-mmlu-ar" => Self::ArabicMmluAr,
             "arabic-exams" => Self::ArabicExams,
             "acva" => Self::Acva,
+            "arabic-exams-oall" => Self::ArabicExamsOall,
+            "acva-oall" => Self::AcvaOall,
             "house" => Self::House,
             other => {
                 return Err(EvalError::Input(format!(
@@ -126,6 +144,8 @@ impl PromptFormat {
             Self::ArabicMmluAr => "arabic-mmlu-ar",
             Self::ArabicExams => "arabic-exams",
             Self::Acva => "acva",
+            Self::ArabicExamsOall => "arabic-exams-oall",
+            Self::AcvaOall => "acva-oall",
             Self::House => "house",
         }
     }
@@ -137,11 +157,13 @@ impl PromptFormat {
             Self::ArabicMmlu => "lm-evaluation-harness tasks/arabicmmlu (ArabicMMLU prepare_data_en)",
             Self::ArabicMmluAr => "ArabicMMLU util_prompt.py prepare_data_ar (Arabic prompt, Arabic letters)",
             Self::ArabicExams => {
-                "Arabic leaderboard arabic_exams (lm-evaluation-harness arabic_leaderboard_complete, lighteval arabic_evals)"
+                "lm-evaluation-harness arabic_leaderboard_complete arabic_exams (lighteval's prompt text)"
             }
-            Self::Acva => {
-                "Arabic leaderboard acva (lm-evaluation-harness arabic_leaderboard_complete, lighteval arabic_evals)"
+            Self::Acva => "lm-evaluation-harness arabic_leaderboard_complete acva (lighteval's prompt text)",
+            Self::ArabicExamsOall => {
+                "lighteval <= 0.10 community arabic_exams, as the Open Arabic LLM Leaderboard ran it"
             }
+            Self::AcvaOall => "lighteval <= 0.10 community acva, as the Open Arabic LLM Leaderboard ran it",
             Self::House => "allam house prompt (no external reference)",
         }
     }
@@ -159,7 +181,8 @@ impl PromptFormat {
     }
 
     /// The default number of solved examples: 5 for EXAMS and ACVA (the shots the ALLaM model
-    /// card reports for them), else 0 (lm-evaluation-harness' default).
+    /// card reports for them), else 0 (lm-evaluation-harness' default, and the leaderboard's runs
+    /// of the `-oall` formats).
     pub fn default_shots(self) -> usize {
         match self {
             Self::ArabicExams | Self::Acva => 5,
@@ -177,26 +200,27 @@ impl PromptFormat {
     pub fn shot_group(self) -> ShotGroup {
         match self {
             Self::ArabicMmlu | Self::ArabicMmluAr => ShotGroup::LevelSubject,
-            Self::ArabicExams => ShotGroup::Whole,
-            Self::Mmlu | Self::Acva | Self::House => ShotGroup::Subject,
+            Self::ArabicExams | Self::ArabicExamsOall => ShotGroup::Whole,
+            Self::Mmlu | Self::Acva | Self::AcvaOall | Self::House => ShotGroup::Subject,
         }
     }
 
     /// The text between a prompt and its answer.
     pub fn target_delimiter(self) -> &'static str {
         match self {
-            Self::ArabicMmluAr => "",
+            Self::ArabicMmluAr | Self::ArabicExamsOall | Self::AcvaOall => "",
             _ => " ",
         }
     }
 
-    /// The text before everything else (MMLU's subject header).
+    /// The text before everything else (MMLU's subject header, lighteval's EXAMS instruction).
     pub fn description(self, item: &McItem) -> String {
         match self {
             Self::Mmlu => format!(
                 "The following are multiple choice questions (with answers) about {}.\n\n",
                 item.subject.replace('_', " ")
             ),
+            Self::ArabicExamsOall => exams_instruction(item),
             _ => String::new(),
         }
     }
@@ -244,21 +268,9 @@ impl PromptFormat {
                     options(item, |i| format!("{}-", arabic_letter(i))),
                 )
             }
-            Self::ArabicExams => {
-                let lines: Vec<String> = item
-                    .choices
-                    .iter()
-                    .enumerate()
-                    .map(|(i, choice)| format!(" {}) {choice}\n", exams_letter(i)))
-                    .collect();
-                format!(
-                    "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول {}. \n\nالسؤال: {}\n{}\nالإجابة:",
-                    item.subject.replace('_', " "),
-                    item.question,
-                    lines.join("\n"),
-                )
-            }
-            Self::Acva => format!("السؤال: {}\nالإجابة:", item.question),
+            Self::ArabicExams => format!("{}{}", exams_instruction(item), exams_question(item)),
+            Self::ArabicExamsOall => exams_question(item),
+            Self::Acva | Self::AcvaOall => format!("السؤال: {}\nالإجابة:", item.question),
             Self::House => question_prompt_in(item, house.mode, house.letters.for_item(item)),
         })
     }
@@ -270,8 +282,10 @@ impl PromptFormat {
         match self {
             Self::Mmlu | Self::ArabicMmlu => (0..n).map(latin_letter).collect(),
             Self::ArabicMmluAr => (0..n).map(|i| arabic_letter(i).to_string()).collect(),
-            Self::ArabicExams => (0..n).map(|i| exams_letter(i).to_string()).collect(),
-            Self::Acva => item.choices.clone(),
+            Self::ArabicExams | Self::ArabicExamsOall => {
+                (0..n).map(|i| exams_letter(i).to_string()).collect()
+            }
+            Self::Acva | Self::AcvaOall => item.choices.clone(),
             Self::House => {
                 let script = house.letters.for_item(script_of);
                 (0..n)
@@ -305,6 +319,25 @@ impl PromptFormat {
             choices,
         })
     }
+}
+
+/// The EXAMS instruction: `… حول {subject}. \n\n`.
+fn exams_instruction(item: &McItem) -> String {
+    format!(
+        "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول {}. \n\n",
+        item.subject.replace('_', " ")
+    )
+}
+
+/// The EXAMS question: `السؤال: …`, ` أ) …` lines joined by blank lines, `الإجابة:`.
+fn exams_question(item: &McItem) -> String {
+    let lines: Vec<String> = item
+        .choices
+        .iter()
+        .enumerate()
+        .map(|(i, choice)| format!(" {}) {choice}\n", exams_letter(i)))
+        .collect();
+    format!("السؤال: {}\n{}\nالإجابة:", item.question, lines.join("\n"))
 }
 
 /// `Context\n\nQuestion`, or the question alone (ArabicMMLU's `question`).

@@ -16,6 +16,9 @@ pub struct RequestScore {
     pub is_greedy: bool,
     /// The log-probability of each continuation token.
     pub token_logprobs: Vec<f32>,
+    /// Context tokens dropped from the left because the request was longer than the model's
+    /// context (as lm-evaluation-harness does); 0 for almost every request.
+    pub context_tokens_dropped: usize,
 }
 
 impl From<ContinuationScore> for RequestScore {
@@ -24,6 +27,7 @@ impl From<ContinuationScore> for RequestScore {
             logprob: score.logprob,
             continuation_tokens: score.token_logprobs.len(),
             is_greedy: score.is_greedy,
+            context_tokens_dropped: 0,
             token_logprobs: score.token_logprobs,
         }
     }
@@ -100,7 +104,9 @@ pub fn score_encoded_with(
     }
     let mut out: Vec<Option<RequestScore>> = vec![None; pairs.len()];
     for (score, &i) in scores.into_iter().zip(&order) {
-        out[i] = Some(score.into());
+        let mut score = RequestScore::from(score);
+        score.context_tokens_dropped = requests[i].context.len() - pairs[i].0.len();
+        out[i] = Some(score);
     }
     Ok(out.into_iter().flatten().collect())
 }

@@ -112,6 +112,8 @@ pub struct McReport {
     pub overall: Accuracy,
     /// Each subject (items without one are under `""`).
     pub subjects: BTreeMap<String, Accuracy>,
+    /// Items whose prompt was longer than the model's context and lost tokens from the left.
+    pub items_truncated: usize,
 }
 
 /// One scored item, as lm-evaluation-harness' `--log_samples` writes it.
@@ -398,10 +400,12 @@ pub fn evaluate_observed(
     let mut correct: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
     let mut samples = Vec::with_capacity(items.len());
     let mut offset = 0;
+    let mut items_truncated = 0;
     for (doc_id, (item, rendered)) in items.iter().zip(rendered).enumerate() {
         let n = rendered.continuations.len();
         let scores = &scores[offset..offset + n];
         offset += n;
+        items_truncated += usize::from(scores.iter().any(|s| s.context_tokens_dropped > 0));
         let logprobs: Vec<f64> = scores.iter().map(|s| s.logprob).collect();
         let choice_chars: Vec<usize> = rendered.choices.iter().map(|c| c.chars().count()).collect();
         let (pred, pred_norm) = pick(&logprobs, &choice_chars);
@@ -435,6 +439,7 @@ pub fn evaluate_observed(
     let report = McReport {
         overall: accuracy(total),
         subjects: correct.into_iter().map(|(s, c)| (s, accuracy(c))).collect(),
+        items_truncated,
     };
     Ok((report, samples))
 }

@@ -245,6 +245,43 @@ fn acva_is_the_arabic_leaderboard_prompt() {
     assert_eq!(two.continuations, [" صح", " خطأ"]);
 }
 
+/// lighteval <= 0.10 (the Open Arabic LLM Leaderboard's runs): the instruction once, the
+/// question's, and no space before the answer.
+#[test]
+fn the_oall_formats_are_lightevals_assembly() {
+    let zero = render(TaskFormat::Exams, "arabic-exams-oall", EXAMS_TEST, EXAMS_DEV, 0);
+    let exams = render(TaskFormat::Exams, "arabic-exams", EXAMS_TEST, EXAMS_DEV, 0);
+    assert_eq!(zero.context, exams.context);
+    assert_eq!(zero.continuations, ["أ", "ب", "ج", "د"]);
+    let two = render(TaskFormat::Exams, "arabic-exams-oall", EXAMS_TEST, EXAMS_DEV, 2);
+    assert_eq!(
+        two.context,
+        "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Social Studies. \n\n\
+         السؤال: ما لون السماء؟\n أ) أحمر\n\n ب) أزرق\n\n ج) أخضر\n\n د) أصفر\n\nالإجابة:ب\n\n\
+         السؤال: كم عدد أركان الإسلام؟\n أ) ثلاثة\n\n ب) أربعة\n\n ج) خمسة\n\n د) ستة\n\nالإجابة:ج\n\n\
+         السؤال: ما عاصمة مصر؟\n أ) القاهرة\n\n ب) الجيزة\n\n ج) أسوان\n\n د) الأقصر\n\nالإجابة:"
+    );
+    assert_eq!(two.continuations, ["أ", "ب", "ج", "د"]);
+
+    let zero = render(TaskFormat::Acva, "acva-oall", ACVA_TEST, ACVA_DEV, 0);
+    assert_eq!(zero.context, "السؤال: الرياض عاصمة السعودية\nالإجابة:");
+    assert_eq!(zero.continuations, ["صح", "خطأ"]);
+    let two = render(TaskFormat::Acva, "acva-oall", ACVA_TEST, ACVA_DEV, 2);
+    assert_eq!(
+        two.context,
+        "السؤال: جدة مدينة ساحلية\nالإجابة:صح\n\n\
+         السؤال: مكة في مصر\nالإجابة:خطأ\n\n\
+         السؤال: الرياض عاصمة السعودية\nالإجابة:"
+    );
+    for format in ["arabic-exams-oall", "acva-oall"] {
+        assert_eq!(
+            PromptFormat::from_name(format).unwrap().default_shots(),
+            0,
+            "{format}"
+        );
+    }
+}
+
 #[test]
 fn first_n_without_a_dev_split_skips_the_question_and_too_few_is_an_error() {
     let temp = tempfile::tempdir().unwrap();

@@ -212,3 +212,26 @@ fn sliding_windows_score_every_token_once() {
         assert!(sequence_nll(&model.model, &ids, bad, 1).is_err(), "{dev}");
     }
 }
+
+#[test]
+fn a_request_longer_than_the_context_loses_context_from_the_left_and_says_how_much() {
+    let (pretrained, _) = load("tiny-gqa-untied");
+    let context_size = pretrained.model.config.max_position_embeddings;
+    let continuation = vec![5u32, 6, 7];
+    let long: Vec<u32> = (0..context_size as u32 + 10).map(|i| 3 + i % 50).collect();
+    let request = |context: Vec<u32>| EncodedRequest {
+        context,
+        continuation: continuation.clone(),
+    };
+    // The model reads context + continuation − 1 tokens: at most `context_size`.
+    let kept = context_size + 1 - continuation.len();
+    let scores = score_encoded(
+        &pretrained.model,
+        &[request(long.clone()), request(long[long.len() - kept..].to_vec())],
+        2,
+    )
+    .unwrap();
+    assert_eq!(scores[0].context_tokens_dropped, long.len() - kept);
+    assert_eq!(scores[1].context_tokens_dropped, 0);
+    assert!((scores[0].logprob - scores[1].logprob).abs() < 1e-4);
+}

@@ -10,6 +10,8 @@
 //! stage4-sft/             SFT of the mixed model on bilingual conversations
 //! stage5-dpo/             DPO of the SFT model on preference pairs
 //! ```
+//! A recipe run is all or nothing: it locks `out/` and replaces the previous recipe run there
+//! (every stage starts again); a directory that holds anything else is refused.
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -22,7 +24,8 @@ use allam_tokenizer::{Corpus, ExpansionConfig};
 use allam_train::config::{
     ArchitectureSpec, CheckpointSpec, DataSpec, EvalSpec, EvalText, ModelSpec, RunConfig, TrainSpec,
 };
-use allam_train::{AdamWConfig, LrSchedule, RunOptions};
+use allam_train::run_dir::{DirLock, LOCK_FILE};
+use allam_train::{AdamWConfig, LrSchedule, RunOptions, Start};
 use burn::tensor::Device;
 use serde::Serialize;
 
@@ -79,10 +82,66 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// The tokenizer_config.json the recipe's tokenizers carry (Llama's specials).
 const TOKENIZER_CONFIG: &str = r#"{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true, "add_eos_token": false}"#;
 
+/// What a recipe run writes into `out/`.
+const RECIPE_OUTPUTS: &[&str] = &[
+    "tokenizers",
+    "data",
+    "stage1-base",
+    "stage2-expanded",
+    "stage3-mixed",
+    "stage3-control",
+    "stage4-sft",
+    "stage5-dpo",
+    "report.md",
+    "report.json",
+    "bpb.svg",
+];
+
+/// Locks `out` for this run and removes the previous recipe run's outputs (saying so); refuses a
+/// directory that holds other files and no recipe run, so a wrong `out` never loses anything.
+fn claim_out(out: &Path, progress: &dyn StageProgress) -> Result<DirLock> {
+    let lock = DirLock::acquire(out)?;
+    let mut ours = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(out).map_err(io(out))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if RECIPE_OUTPUTS.contains(&name.as_str()) {
+            ours.push(name);
+        } else if name != LOCK_FILE {
+            others.push(name);
+        }
+    }
+    if ours.is_empty() && !others.is_empty() {
+        return Err(RecipeError::Config(format!(
+            "{} is not empty ({}) and holds no recipe run: choose a new or empty `out`",
+            out.display(),
+            others.join(", ")
+        )));
+    }
+    if !ours.is_empty() {
+        ours.sort();
+        progress.message(&format!(
+            "replacing the previous recipe run in {} ({})",
+            out.display(),
+            ours.join(", ")
+        ));
+        for name in &ours {
+            let path = out.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(io(&path))?;
+        }
+    }
+    Ok(lock)
+}
+
 /// Runs every stage and returns the measurements.
 pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcome> {
     let out = &config.out;
-    std::fs::create_dir_all(out).map_err(io(out))?;
+    let _lock = claim_out(out, progress)?;
     let device = allam_model::device::select("cpu").map_err(RecipeError::Config)?;
     let sample = |name: &str| config.sample.join(name);
     let mut seconds = Vec::new();
@@ -206,7 +265,7 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
         0.1,
     );
     let observer = progress.stage("4 sft");
-    allam_align::run_sft(&sft, &stage4, None, false, observer.as_ref())?;
+    allam_align::run_sft(&sft, &stage4, None, Start::Fresh, observer.as_ref())?;
     lap("4 SFT", &mut seconds);
     let stage5 = out.join("stage5-dpo");
     let dpo = align_config(
@@ -217,7 +276,7 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
         config.dpo.beta,
     );
     let observer = progress.stage("5 dpo");
-    allam_align::run_dpo(&dpo, &stage5, None, false, observer.as_ref())?;
+    allam_align::run_dpo(&dpo, &stage5, None, Start::Fresh, observer.as_ref())?;
     let (dpo_reward_accuracy, dpo_mean_margin) = reward_accuracy(&dpo, &stage5, &device)?;
     lap("5 DPO", &mut seconds);
 
@@ -391,10 +450,12 @@ fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Res
     let policy = PretrainedModel::load(&run_dir.join("final"), device)?;
     let tokenizer = policy.tokenizer()?;
     let template = config.template(tokenizer)?;
-    let examples = load_preferences(&config.data.path)?
+    let mut examples = load_preferences(&config.data.path)?
         .iter()
         .map(|p| DpoExample::encode(p, &template, tokenizer))
         .collect::<allam_align::Result<Vec<_>>>()?;
+    // Cut as the DPO stage cut them, so they match the cached reference log-probs.
+    allam_align::truncate_pairs(&mut examples, &config.pair_truncation());
     let reference =
         allam_align::stage::ReferenceCache::read(&run_dir.join("reference_logprobs.json"))?.values;
     let pad = tokenizer.token_to_id("</s>").unwrap_or(0);
@@ -455,4 +516,37 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
         mc_en: acc(&en)?,
         mc_ar: acc(&ar)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    #[test]
+    fn a_recipe_replaces_its_own_run_and_refuses_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        // Someone else's folder: refused, untouched.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("notes.txt"), "mine").unwrap();
+        let error = claim_out(&other, &Silent).unwrap_err().to_string();
+        assert!(
+            error.contains("holds no recipe run") && error.contains("notes.txt"),
+            "{error}"
+        );
+        assert!(other.join("notes.txt").exists());
+
+        // A previous recipe run: its stages go, so no stage mixes old checkpoints with new.
+        let out = dir.path().join("run");
+        std::fs::create_dir_all(out.join("stage1-base/checkpoints/step-00000099")).unwrap();
+        std::fs::write(out.join("report.md"), "old").unwrap();
+        let lock = claim_out(&out, &Silent).unwrap();
+        assert!(!out.join("stage1-base").exists() && !out.join("report.md").exists());
+        // While it runs, a second recipe into the same folder stops.
+        let error = claim_out(&out, &Silent).unwrap_err().to_string();
+        assert!(error.contains("is in use by allam process"), "{error}");
+        drop(lock);
+        claim_out(&out, &Silent).unwrap();
+    }
 }

@@ -10,7 +10,7 @@
 //! The map: [`params`] (parameters and gradients by name) → [`optim`] ([`AdamW`], clipping,
 //! [`TrainableScope`]) with [`schedule`]; [`loss`] and [`objective`] say what is minimised;
 //! [`trainer`] makes one step; [`run`] is the outer loop configured by [`config`] (logging,
-//! evaluation, [`checkpoint`]s, [`plot`]); [`average`] averages checkpoints.
+//! evaluation, [`checkpoint`]s, [`plot`]) in a directory kept by [`run_dir`]'s rules; [`average`] averages checkpoints.
 #![warn(missing_docs)]
 
 pub mod average;
@@ -23,6 +23,7 @@ pub mod optim;
 pub mod params;
 pub mod plot;
 pub mod run;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
@@ -32,5 +33,6 @@ pub use error::{Result, TrainError};
 pub use objective::{LanguageModeling, LossOutput, MetricSum, Objective};
 pub use optim::{AdamW, AdamWConfig, PreparedGrads, StepStats, TrainableScope};
 pub use run::{RunOptions, RunSummary, train};
+pub use run_dir::Start;
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{EmbeddingWarmup, StepOptions, StepRecord, Trainer};

@@ -11,13 +11,14 @@ use allam_model::{HfConfig, Llama, LlamaConfig, PretrainedModel, StorageDtype, T
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::checkpoint::{TrainerState, list_checkpoints, read_state, save_checkpoint, save_hf};
+use crate::checkpoint::{TrainerState, newest_intact, read_state, save_checkpoint, save_hf};
 use crate::config::{CheckpointSpec, ModelSpec, RunConfig};
 use crate::error::{Result, TrainError};
 use crate::objective::{LanguageModeling, Objective};
 use crate::optim::{AdamW, AdamWConfig};
 use crate::params::{frozen, trainable};
 use crate::plot::plot_run;
+use crate::run_dir::{RunDir, Start};
 use crate::trainer::{EmbeddingWarmup, StepOptions, StepRecord, Trainer};
 
 /// What the command line may override.
@@ -26,8 +27,9 @@ pub struct RunOptions {
     /// Stop after this many steps instead of the configuration's `max_steps` (the schedule still
     /// uses the configured length, so a shortened run is a prefix of the full one).
     pub max_steps: Option<u64>,
-    /// Continue from the newest checkpoint in the run directory.
-    pub resume: bool,
+    /// Fresh, resume from the newest intact checkpoint, or overwrite an earlier run
+    /// ([`crate::run_dir`]).
+    pub start: Start,
 }
 
 /// Hooks for progress display (the CLI draws bars; tests use [`Quiet`]).
@@ -102,6 +104,9 @@ pub struct PreparedModel {
 /// `N(0, init_std)` from `seed`). Training runs in f32, so the rotary frequencies are not rounded
 /// to a half-precision storage dtype.
 pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Result<PreparedModel> {
+    if let Some(checkpoint) = &spec.checkpoint {
+        crate::checkpoint::verify_checkpoint(checkpoint)?;
+    }
     let source = spec
         .dir
         .clone()
@@ -220,7 +225,7 @@ pub fn train(
     options: &RunOptions,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    let _run_dir = open_run_dir(run_dir, options.start, observer)?;
     let device = allam_model::device::select(&config.train.device)
         .map_err(|e| TrainError::Config(format!("[train] device: {e}")))?;
     let mixture = open_data(config, run_dir, observer)?;
@@ -269,7 +274,17 @@ pub fn train(
             .min(config.train.max_steps),
         fingerprint,
     };
-    run_loop(&mut trainer, &session, options.resume, observer)
+    run_loop(&mut trainer, &session, options.start == Start::Resume, observer)
+}
+
+/// Locks and prepares `run_dir` for a run ([`RunDir::prepare`]), telling `observer` what it
+/// removed. Keep the returned guard alive for the whole run.
+pub fn open_run_dir(run_dir: &Path, start: Start, observer: &dyn RunObserver) -> Result<RunDir> {
+    let prepared = RunDir::prepare(run_dir, start)?;
+    for note in &prepared.notes {
+        observer.message(note);
+    }
+    Ok(prepared)
 }
 
 fn open_data(config: &RunConfig, run_dir: &Path, observer: &dyn RunObserver) -> Result<Mixture> {
@@ -345,7 +360,16 @@ pub fn run_loop<O: Objective>(
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
     let metrics_path = run_dir.join("metrics.jsonl");
     let mut checkpoint = None;
-    if resume && let Some((_, dir)) = list_checkpoints(run_dir)?.pop() {
+    let newest = if resume {
+        let (newest, warnings) = newest_intact(run_dir)?;
+        for warning in warnings {
+            observer.message(&format!("warning: {warning}"));
+        }
+        newest
+    } else {
+        None
+    };
+    if let Some(dir) = newest {
         restore(trainer, &dir, &session.fingerprint)?;
         observer.message(&format!("resumed from {} (step {})", dir.display(), trainer.step));
         checkpoint = Some(dir);

@@ -1,10 +1,13 @@
 //! Training behaviour on tiny models: the optimizer against hand computations, clipping,
 //! accumulation, replicas, the embeddings-only warm-up, exact resume, averaging, the NaN stop.
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use allam_data::{IGNORE_INDEX, PackedBatch, PackedSequence};
 use allam_model::{Llama, LlamaConfig};
+use allam_train::Start;
 use allam_train::loss::language_model_loss;
 use allam_train::objective::packed_input;
 use allam_train::params::{Flat, GradMap, named_values, trainable};
@@ -14,6 +17,7 @@ use allam_train::{
     TrainError, TrainableScope, Trainer, train,
 };
 use burn::tensor::{Device, Tensor};
+use common::{losses, write_run, write_run_on};
 
 const VOCAB: usize = 32;
 const SEQ: usize = 12;
@@ -444,58 +448,6 @@ fn a_nan_loss_stops_without_touching_the_model() {
     assert_eq!(t.step, 1);
 }
 
-/// Writes a small learnable corpus, its byte-tokenizer recipe and a run configuration.
-fn write_run(dir: &Path, max_steps: u64, every: u64) -> RunConfig {
-    write_run_on(dir, max_steps, every, "cpu")
-}
-
-/// [`write_run`] training on `device`.
-fn write_run_on(dir: &Path, max_steps: u64, every: u64, device: &str) -> RunConfig {
-    let tok = dir.join("tokenizer.json");
-    allam_data::testing::byte_tokenizer().save(&tok, false).unwrap();
-    let lines: Vec<String> = (0..60)
-        .map(|i| {
-            format!(
-                "the {} cat sat on mat number {}.",
-                ["red", "big", "old"][i % 3],
-                i % 10
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("en.txt"), lines.join("\n")).unwrap();
-    std::fs::write(dir.join("heldout.txt"), "the red cat sat on mat number 3.\n").unwrap();
-    std::fs::write(
-        dir.join("recipe.toml"),
-        "tokenizer = \"tokenizer.json\"\nseq_len = 48\nseed = 1\n[languages]\nen = 1.0\n\
-         [[sources]]\nname = \"en\"\nlanguage = \"en\"\npaths = [\"en.txt\"]\n",
-    )
-    .unwrap();
-    let text = format!(
-        "[model]\ntokenizer = \"tokenizer.json\"\nseed = 3\n\
-         [model.architecture]\nhidden_size = 16\nintermediate_size = 32\nnum_hidden_layers = 2\n\
-         num_attention_heads = 4\nnum_key_value_heads = 2\nmax_position_embeddings = 64\n\
-         [data]\nrecipe = \"recipe.toml\"\n\
-         [schedule]\nkind = \"cosine\"\nlr = 1e-2\nmin_lr = 1e-3\nwarmup_steps = 2\n\
-         [train]\ndevice = \"{device}\"\nmax_steps = {max_steps}\nmicro_batch_size = 2\ngrad_accum = 2\n\
-         [checkpoint]\nevery = {every}\nkeep = 2\n\
-         [eval]\nevery = {every}\ntext = [{{ language = \"en\", path = \"heldout.txt\" }}]\n"
-    );
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    RunConfig::load(&path).unwrap()
-}
-
-fn losses(run_dir: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn resuming_reproduces_the_uninterrupted_run_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
@@ -506,12 +458,12 @@ fn resuming_reproduces_the_uninterrupted_run_bit_for_bit() {
     let resumed = dir.path().join("resumed");
     let first = RunOptions {
         max_steps: Some(4),
-        resume: false,
+        start: Start::Fresh,
     };
     train(&config, &resumed, &first, &Quiet).unwrap();
     let again = RunOptions {
         max_steps: None,
-        resume: true,
+        start: Start::Resume,
     };
     let summary = train(&config, &resumed, &again, &Quiet).unwrap();
     assert_eq!(summary.steps, 8);
@@ -546,7 +498,8 @@ fn resuming_reproduces_the_uninterrupted_run_bit_for_bit() {
 fn a_pretraining_run_on_every_device_matches_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = |name: &str| {
-        let run = dir.path().join(name);
+        // Each run in its own directory (the CPU is also one of the test devices).
+        let run = tempfile::tempdir_in(dir.path()).unwrap().keep();
         let config = write_run_on(dir.path(), 4, 2, name);
         train(&config, &run, &RunOptions::default(), &Quiet).unwrap();
         let rows: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))

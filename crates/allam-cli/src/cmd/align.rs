@@ -45,7 +45,7 @@ pub fn sft(command: SftCommand, display: Display) -> Result<()> {
         (None, Some(args)) => {
             let config = AlignConfig::load(&args.config)?;
             let bar = StepBar::new("sft", display);
-            let summary = allam_align::run_sft(&config, &args.out, args.max_steps, args.resume, &bar);
+            let summary = allam_align::run_sft(&config, &args.out, args.max_steps, args.start()?, &bar);
             bar.finish();
             let summary = summary
                 .with_context(|| format!("SFT {} into {}", args.config.display(), args.out.display()))?;
@@ -60,7 +60,7 @@ pub fn sft(command: SftCommand, display: Display) -> Result<()> {
 pub fn dpo(args: RunArgs, display: Display) -> Result<()> {
     let config = AlignConfig::load(&args.config)?;
     let bar = StepBar::new("dpo", display);
-    let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.resume, &bar);
+    let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.start()?, &bar);
     bar.finish();
     let summary =
         summary.with_context(|| format!("DPO {} into {}", args.config.display(), args.out.display()))?;

@@ -38,12 +38,26 @@ pub fn score(args: ScoreArgs, display: Display) -> Result<()> {
     let scores = score_requests_with(&pretrained, &requests, args.batch_size, &bar);
     bar.finish();
     let scores = scores.with_context(|| format!("scoring {}", args.input.display()))?;
+    let truncated = scores.iter().filter(|s| s.context_tokens_dropped > 0).count();
+    if truncated > 0 {
+        display.message(&format!(
+            "warning: {truncated} request(s) longer than the model's context ({} tokens) lost context tokens \
+             from the left (\"context_tokens_dropped\" in their lines)",
+            pretrained.model.config.max_position_embeddings
+        ));
+    }
     let mut out = std::io::stdout().lock();
     for (record, score) in records.into_iter().zip(scores) {
         let mut object = record.object;
         object.insert("logprob".into(), json!(score.logprob));
         object.insert("continuation_tokens".into(), json!(score.continuation_tokens));
         object.insert("is_greedy".into(), json!(score.is_greedy));
+        if score.context_tokens_dropped > 0 {
+            object.insert(
+                "context_tokens_dropped".into(),
+                json!(score.context_tokens_dropped),
+            );
+        }
         serde_json::to_writer(&mut out, &Value::Object(object))?;
         writeln!(out)?;
     }
@@ -177,8 +191,10 @@ pub struct EvalArgs {
     task: String,
     /// The prompt format (default: the task's reference prompt): `mmlu` (lm-evaluation-harness),
     /// `arabic-mmlu` (lm-evaluation-harness arabicmmlu, English meta prompt), `arabic-mmlu-ar`
-    /// (ArabicMMLU's own Arabic prompt), `arabic-exams` and `acva` (the Arabic leaderboard's), or
-    /// `house` (this project's, with `--mode` and `--letters`; the default of `mc-jsonl`).
+    /// (ArabicMMLU's own Arabic prompt), `arabic-exams` and `acva` (the Arabic leaderboard's
+    /// tasks as lm-evaluation-harness ports them), `arabic-exams-oall` and `acva-oall` (as
+    /// lighteval ran them for the Open Arabic LLM Leaderboard), or `house` (this project's, with
+    /// `--mode` and `--letters`; the default of `mc-jsonl`).
     #[arg(long)]
     format: Option<String>,
     /// The task's file (JSON Lines, or CSV where the format allows).
@@ -275,6 +291,12 @@ pub fn eval(args: EvalArgs, display: Display) -> Result<()> {
     if let Some(path) = &args.log_samples {
         write_samples(path, &samples).with_context(|| format!("writing {}", path.display()))?;
     }
+    if report.items_truncated > 0 {
+        display.message(&format!(
+            "warning: {} item(s) longer than the model's context ({} tokens) lost prompt tokens from the left",
+            report.items_truncated, pretrained.model.config.max_position_embeddings
+        ));
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let line = json!({
@@ -287,6 +309,7 @@ pub fn eval(args: EvalArgs, display: Display) -> Result<()> {
             "settings": settings,
             "overall": report.overall,
             "subjects": report.subjects,
+            "items_truncated": report.items_truncated,
         });
         writeln!(out, "{line}")?;
     } else {
@@ -311,13 +334,13 @@ pub fn eval(args: EvalArgs, display: Display) -> Result<()> {
     Ok(())
 }
 
-/// Writes one JSON line per sample to `path`.
+/// Writes one JSON line per sample to `path` (all or nothing: a temporary file renamed).
 fn write_samples(path: &std::path::Path, samples: &[allam_eval::McSample]) -> Result<()> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut bytes = Vec::new();
     for sample in samples {
-        serde_json::to_writer(&mut file, sample)?;
-        writeln!(file)?;
+        serde_json::to_writer(&mut bytes, sample)?;
+        bytes.push(b'\n');
     }
-    file.flush()?;
+    allam_data::report::write_atomic(path, &bytes)?;
     Ok(())
 }

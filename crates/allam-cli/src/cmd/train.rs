@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use allam_recipe::{Display, StepBar};
-use allam_train::{RunConfig, RunOptions};
+use allam_train::{RunConfig, RunOptions, Start};
 use anyhow::{Context, Result};
 use clap::Args;
 
@@ -18,9 +18,19 @@ pub struct RunArgs {
     /// Stop after this many steps (the schedule keeps the configured length).
     #[arg(long)]
     pub max_steps: Option<u64>,
-    /// Continue from the newest checkpoint in --out.
-    #[arg(long)]
+    /// Continue from the newest intact checkpoint in --out.
+    #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
+    /// Delete the run already in --out (checkpoints, final/, metrics) and start a new one.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl RunArgs {
+    /// How the run treats what --out already holds.
+    pub fn start(&self) -> Result<Start> {
+        Ok(Start::from_flags(self.resume, self.overwrite)?)
+    }
 }
 
 /// Runs `allam pretrain` and prints the run summary as JSON.
@@ -28,7 +38,7 @@ pub fn pretrain(args: RunArgs, display: Display) -> Result<()> {
     let config = RunConfig::load(&args.config)?;
     let options = RunOptions {
         max_steps: args.max_steps,
-        resume: args.resume,
+        start: args.start()?,
     };
     let bar = StepBar::new("pretrain", display);
     let summary = allam_train::train(&config, &args.out, &options, &bar);
