@@ -1,4 +1,5 @@
-//! Checkpoint averaging (the paper's start of stage 2): the element-wise mean of the weights of
+//! Checkpoint averaging (the paper averages checkpoints; which ones, and where in the recipe, is
+//! this project's choice: see docs/RECIPE.md): the element-wise mean of the weights of
 //! several checkpoints of the same architecture.
 use std::collections::BTreeMap;
 use std::path::Path;
