@@ -115,6 +115,10 @@ pub struct AlignTrain {
     /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,
+    /// Tokens per chunk of the output head and cross-entropy or DPO log-probabilities, so the
+    /// logits of every position never exist at once (0: all at once).
+    #[serde(default = "allam_train::config::head_chunk_tokens")]
+    pub head_chunk_tokens: usize,
 }
 
 fn one_epoch() -> f64 {

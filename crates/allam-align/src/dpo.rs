@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use allam_model::{Llama, PaddingSide, TextTokenizer, TokenBatch};
+use allam_train::head::WeightedTargets;
 use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -276,6 +277,16 @@ impl ResponseBatch {
             targets,
             weights,
         })
+    }
+
+    /// The targets and response weights for [`allam_train::head`]'s chunked head.
+    pub fn weighted_targets(&self) -> WeightedTargets {
+        WeightedTargets {
+            rows: self.tokens.rows,
+            len: self.tokens.len,
+            targets: self.targets.clone(),
+            weights: self.weights.clone(),
+        }
     }
 
     /// Number of response tokens of each row (to average instead of sum, as TRL's IPO does).

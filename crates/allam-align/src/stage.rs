@@ -21,12 +21,13 @@ use crate::config::AlignConfig;
 use crate::conversation::load_conversations;
 use crate::dpo::{
     DpoBatch, DpoConfig, DpoExample, DpoLossKind, PairTruncation, TruncationMode, dpo_loss, load_preferences,
-    truncate_pairs,
+    response_logprobs, truncate_pairs,
 };
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
 use crate::sft::{SftExample, SftRow, TruncationReport, pack_examples};
 use crate::template::ChatTemplate;
+use allam_train::head::{WeightedTargets, row_logprob_gradient, row_logprobs};
 
 /// A deterministic, epoch-reshuffled walk over `n` items; its state is one counter.
 #[derive(Clone, Debug)]
@@ -79,6 +80,7 @@ impl Order {
 pub struct SftObjective {
     rows: Vec<SftRow>,
     order: Order,
+    head_chunk_tokens: usize,
 }
 
 impl SftObjective {
@@ -88,7 +90,17 @@ impl SftObjective {
             return Err(AlignError::Input("no SFT rows to train on".into()));
         }
         let order = Order::new(rows.len(), seed);
-        Ok(Self { rows, order })
+        Ok(Self {
+            rows,
+            order,
+            head_chunk_tokens: allam_train::head::DEFAULT_CHUNK_TOKENS,
+        })
+    }
+
+    /// Runs the output head in chunks of `tokens` (0: all logits at once).
+    pub fn with_head_chunk_tokens(mut self, tokens: usize) -> Self {
+        self.head_chunk_tokens = tokens;
+        self
     }
 }
 
@@ -123,7 +135,7 @@ impl Objective for SftObjective {
     fn loss(&self, model: &Llama, batch: &Vec<SftRow>) -> allam_train::Result<LossOutput> {
         let (tokens, labels) =
             SftRow::batch(batch).map_err(|e| allam_train::TrainError::Config(e.to_string()))?;
-        let loss = language_model_loss(model, &tokens, &labels)?;
+        let loss = language_model_loss(model, &tokens, &labels, self.head_chunk_tokens)?;
         Ok(LossOutput {
             loss_sum: loss.sum,
             metrics: BTreeMap::new(),
@@ -157,6 +169,7 @@ pub struct DpoObjective {
     pad_id: u32,
     order: Order,
     heldout: Option<HeldOutPairs>,
+    head_chunk_tokens: usize,
 }
 
 impl DpoObjective {
@@ -180,7 +193,14 @@ impl DpoObjective {
             pad_id,
             order,
             heldout: None,
+            head_chunk_tokens: allam_train::head::DEFAULT_CHUNK_TOKENS,
         })
+    }
+
+    /// Runs the output head in chunks of `tokens` (0: all logits at once).
+    pub fn with_head_chunk_tokens(mut self, tokens: usize) -> Self {
+        self.head_chunk_tokens = tokens;
+        self
     }
 
     /// Also reports the reward accuracy and margin on `heldout` at every evaluation.
@@ -189,11 +209,28 @@ impl DpoObjective {
         self
     }
 
-    /// Policy log-probs `(chosen, rejected)` of a batch, length-normalised for IPO (as TRL).
+    /// Log-probs `(chosen, rejected)` of a batch: with the chunked head, values only (no
+    /// gradient: the reference, evaluation); with the composed head, differentiable.
     fn logprobs(&self, model: &Llama, batch: &DpoBatch) -> Result<(Tensor<1>, Tensor<1>)> {
-        let (chosen, rejected) = batch.logprobs(model)?;
+        let all = if self.head_chunk_tokens == 0 {
+            response_logprobs(model, &batch.responses)?
+        } else {
+            row_logprobs(
+                model.hidden_states(&batch.responses.tokens)?,
+                model.output_weight(),
+                &batch.responses.weighted_targets(),
+                self.head_chunk_tokens,
+            )?
+        };
+        Ok(self.split(all, batch))
+    }
+
+    /// Chosen and rejected halves of per-row log-probs, length-normalised for IPO (as TRL).
+    fn split(&self, all: Tensor<1>, batch: &DpoBatch) -> (Tensor<1>, Tensor<1>) {
+        let chosen = all.clone().narrow(0, 0, batch.pairs);
+        let rejected = all.narrow(0, batch.pairs, batch.pairs);
         if self.config.loss != DpoLossKind::Ipo {
-            return Ok((chosen, rejected));
+            return (chosen, rejected);
         }
         let lens: Vec<f32> = batch
             .responses
@@ -203,10 +240,76 @@ impl DpoObjective {
             .collect();
         let device = chosen.device();
         let lens = Tensor::<1>::from_data(TensorData::new(lens, [2 * batch.pairs]), &device);
-        Ok((
+        (
             chosen / lens.clone().narrow(0, 0, batch.pairs),
             rejected / lens.narrow(0, batch.pairs, batch.pairs),
-        ))
+        )
+    }
+
+    /// The policy's log-probs with gradients, and what turns the loss into the gradient: with the
+    /// composed head the log-probs themselves carry it (nothing to add); with the chunked head
+    /// they are values on a leaf, and `finish(loss)` backpropagates the loss to the leaf and
+    /// returns the loss's value with the model's gradient attached ([`row_logprob_gradient`]).
+    fn policy_logprobs(&self, model: &Llama, batch: &DpoBatch) -> Result<PolicyLogprobs> {
+        if self.head_chunk_tokens == 0 {
+            let (chosen, rejected) = self.split(response_logprobs(model, &batch.responses)?, batch);
+            return Ok(PolicyLogprobs {
+                chosen,
+                rejected,
+                deferred: None,
+            });
+        }
+        let hidden = model.hidden_states(&batch.responses.tokens)?;
+        let weight = model.output_weight();
+        let targets = batch.responses.weighted_targets();
+        let values = row_logprobs(hidden.clone(), weight.clone(), &targets, self.head_chunk_tokens)?;
+        let leaf = values.autodiff().require_grad();
+        let (chosen, rejected) = self.split(leaf.clone(), batch);
+        Ok(PolicyLogprobs {
+            chosen,
+            rejected,
+            deferred: Some(Deferred {
+                leaf,
+                hidden,
+                weight,
+                targets,
+                chunk: self.head_chunk_tokens,
+            }),
+        })
+    }
+}
+
+/// Policy log-probs for the loss, see [`DpoObjective::policy_logprobs`].
+struct PolicyLogprobs {
+    chosen: Tensor<1>,
+    rejected: Tensor<1>,
+    deferred: Option<Deferred>,
+}
+
+/// What the chunked head needs to attach the model's gradient once the loss is known.
+struct Deferred {
+    leaf: Tensor<1>,
+    hidden: Tensor<3>,
+    weight: Tensor<2>,
+    targets: WeightedTargets,
+    chunk: usize,
+}
+
+impl PolicyLogprobs {
+    /// The loss to backpropagate: `loss` itself, or its value with the chunked head's gradient.
+    fn finish(self, loss: Tensor<1>) -> Result<Tensor<1>> {
+        let Some(d) = self.deferred else {
+            return Ok(loss);
+        };
+        let value = loss.clone().without_autodiff();
+        let grads = loss.backward();
+        let coefficients = d
+            .leaf
+            .grad(&grads)
+            .map(host)
+            .ok_or_else(|| AlignError::Input("the DPO loss does not depend on the policy".into()))?;
+        let attached = row_logprob_gradient(d.hidden, d.weight, &d.targets, &coefficients, d.chunk)?;
+        Ok(attached + value)
     }
 }
 
@@ -225,6 +328,7 @@ pub fn reference_logprobs(
         pad_id,
         order: Order::new(1, 0),
         heldout: None,
+        head_chunk_tokens: allam_train::head::DEFAULT_CHUNK_TOKENS,
     };
     let mut out = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(micro.max(1)) {
@@ -265,7 +369,8 @@ impl Objective for DpoObjective {
         let fail = |e: AlignError| allam_train::TrainError::Config(e.to_string());
         let examples: Vec<DpoExample> = batch.iter().map(|&i| self.examples[i].clone()).collect();
         let dpo = DpoBatch::new(&examples, self.pad_id).map_err(fail)?;
-        let (pc, pr) = self.logprobs(model, &dpo).map_err(fail)?;
+        let policy = self.policy_logprobs(model, &dpo).map_err(fail)?;
+        let (pc, pr) = (policy.chosen.clone(), policy.rejected.clone());
         let device = pc.device().without_autodiff();
         let (rc, rr) = match &self.reference {
             Reference::Cached(values) => {
@@ -294,7 +399,7 @@ impl Objective for DpoObjective {
             ("accuracy".to_string(), MetricSum::new(out.correct, n)),
         ]);
         Ok(LossOutput {
-            loss_sum: out.loss.sum(),
+            loss_sum: policy.finish(out.loss.sum()).map_err(fail)?,
             metrics,
         })
     }
@@ -385,7 +490,8 @@ pub fn run_sft(
         "objective": "sft", "rows": rows.len(), "seq_len": config.data.seq_len,
         "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
     });
-    let objective = SftObjective::new(rows, config.data.seed)?;
+    let objective =
+        SftObjective::new(rows, config.data.seed)?.with_head_chunk_tokens(config.train.head_chunk_tokens);
     let run = run_stage(
         config,
         prepared,
@@ -432,7 +538,8 @@ pub fn run_dpo(
         "objective": "dpo", "pairs": examples.len(), "max_length": limits.max_length,
         "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
     });
-    let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?;
+    let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?
+        .with_head_chunk_tokens(config.train.head_chunk_tokens);
     if let Some(path) = &config.data.eval_path {
         let heldout = encode_pairs(path, &template, &tokenizer, &limits, observer)?;
         let heldout = HeldOutPairs::new(heldout, &prepared.model, dpo, pad, config.train.micro_batch_size)?;

@@ -159,6 +159,15 @@ impl Llama {
         self.norm.forward(x)
     }
 
+    /// The output projection as `[hidden, vocab]`: `lm_head`'s weight, or the embedding table
+    /// transposed when the head is tied (a view: gradients reach the table).
+    pub fn output_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.embed_tokens.weight.val().transpose(),
+        }
+    }
+
     /// Projects hidden states onto the vocabulary.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {

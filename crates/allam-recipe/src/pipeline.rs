@@ -394,6 +394,7 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
             embedding_lr: None,
             embedding_lr_warmup_steps: 0,
             device: "cpu".into(),
+            head_chunk_tokens: allam_train::config::head_chunk_tokens(),
         },
         checkpoint: CheckpointSpec {
             every: None,

@@ -168,6 +168,15 @@ pub struct TrainSpec {
     /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,
+    /// Tokens per chunk of the output head and cross-entropy, so the logits of every position
+    /// never exist at once (`crate::head`); 0 computes them all at once.
+    #[serde(default = "head_chunk_tokens")]
+    pub head_chunk_tokens: usize,
+}
+
+/// The default of `[train] head_chunk_tokens`.
+pub fn head_chunk_tokens() -> usize {
+    crate::head::DEFAULT_CHUNK_TOKENS
 }
 
 fn one() -> usize {

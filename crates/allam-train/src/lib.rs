@@ -17,6 +17,7 @@ pub mod average;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod head;
 pub mod loss;
 pub mod objective;
 pub mod optim;

@@ -10,6 +10,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Result, TrainError};
+use crate::head::{WeightedTargets, chunked_nll};
 
 /// Per-token negative log-likelihoods `[rows, len]` of `labels` under `logits` `[rows, len,
 /// vocab]`, zero where the label is −100.
@@ -49,13 +50,58 @@ pub struct BatchLoss {
     pub per_row: Tensor<1>,
 }
 
-/// Runs `model` on `batch` and sums the masked token losses.
-pub fn language_model_loss(model: &Llama, batch: &TokenBatch, labels: &[i32]) -> Result<BatchLoss> {
-    let nll = token_nll(model.forward(batch)?, labels)?;
-    let per_row = nll.clone().sum_dim(1).reshape([batch.rows]);
+/// Runs `model` on `batch` and sums the masked token losses. `head_chunk_tokens` > 0 runs the
+/// output head and cross-entropy in chunks of that many tokens ([`crate::head`]: the same values
+/// and gradients without the full logits); 0 computes the logits of every position at once.
+pub fn language_model_loss(
+    model: &Llama,
+    batch: &TokenBatch,
+    labels: &[i32],
+    head_chunk_tokens: usize,
+) -> Result<BatchLoss> {
+    if head_chunk_tokens == 0 {
+        let nll = token_nll(model.forward(batch)?, labels)?;
+        let per_row = nll.clone().sum_dim(1).reshape([batch.rows]);
+        return Ok(BatchLoss {
+            sum: nll.sum(),
+            per_row,
+        });
+    }
+    let vocab = model.config.vocab_size;
+    if labels.len() != batch.rows * batch.len {
+        return Err(TrainError::Config(format!(
+            "{} labels for {}×{} positions",
+            labels.len(),
+            batch.rows,
+            batch.len
+        )));
+    }
+    if let Some(bad) = labels
+        .iter()
+        .find(|&&l| l != IGNORE_INDEX && (l < 0 || l as usize >= vocab))
+    {
+        return Err(TrainError::Config(format!(
+            "label {bad} is outside the vocabulary of {vocab} (or −100 to ignore)"
+        )));
+    }
+    let targets = WeightedTargets {
+        rows: batch.rows,
+        len: batch.len,
+        targets: labels.iter().map(|&l| l.max(0) as u32).collect(),
+        weights: labels
+            .iter()
+            .map(|&l| f32::from(u8::from(l != IGNORE_INDEX)))
+            .collect(),
+    };
+    let nll = chunked_nll(
+        model.hidden_states(batch)?,
+        model.output_weight(),
+        &targets,
+        head_chunk_tokens,
+    )?;
     Ok(BatchLoss {
-        sum: nll.sum(),
-        per_row,
+        sum: nll.sum,
+        per_row: nll.per_row,
     })
 }
 

@@ -81,13 +81,25 @@ pub trait Objective {
 pub struct LanguageModeling {
     mixture: Mixture,
     stream: MixtureStream,
+    head_chunk_tokens: usize,
 }
 
 impl LanguageModeling {
     /// Reads the mixture from its start.
     pub fn new(mixture: Mixture) -> Self {
         let stream = mixture.stream();
-        Self { mixture, stream }
+        Self {
+            mixture,
+            stream,
+            head_chunk_tokens: crate::head::DEFAULT_CHUNK_TOKENS,
+        }
+    }
+
+    /// Runs the output head in chunks of `tokens` (0: all logits at once; see
+    /// [`crate::loss::language_model_loss`]).
+    pub fn with_head_chunk_tokens(mut self, tokens: usize) -> Self {
+        self.head_chunk_tokens = tokens;
+        self
     }
 
     /// The mixture.
@@ -127,7 +139,12 @@ impl Objective for LanguageModeling {
     }
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> Result<LossOutput> {
-        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels)?;
+        let loss = language_model_loss(
+            model,
+            &packed_input(batch)?,
+            &batch.labels,
+            self.head_chunk_tokens,
+        )?;
         // Per-source sums of the rows' losses, gathered on the device (no read-back here).
         let mut rows_of: BTreeMap<&str, (Vec<i64>, f64)> = BTreeMap::new();
         for (row, source) in batch.sources.iter().enumerate() {

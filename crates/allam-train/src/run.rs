@@ -248,7 +248,7 @@ pub fn train(
     let mut trainer = Trainer {
         model: trainable(prepared.model),
         optimizer,
-        objective: LanguageModeling::new(mixture),
+        objective: LanguageModeling::new(mixture).with_head_chunk_tokens(config.train.head_chunk_tokens),
         options: StepOptions {
             micro_batch_size: config.train.micro_batch_size,
             grad_accum: config.train.grad_accum,

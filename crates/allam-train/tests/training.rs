@@ -101,7 +101,12 @@ impl Objective for Counting {
     }
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
-        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels)?;
+        let loss = language_model_loss(
+            model,
+            &packed_input(batch)?,
+            &batch.labels,
+            allam_train::head::DEFAULT_CHUNK_TOKENS,
+        )?;
         let sum = if batch.sources[0] == "nan" {
             loss.sum.mul_scalar(f64::NAN)
         } else {

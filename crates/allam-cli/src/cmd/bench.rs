@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// Untimed repetitions first (decode: a short generation of up to 8 tokens).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Train: tokens per chunk of the output head and cross-entropy (0: every position's logits
+    /// at once; default as `[train] head_chunk_tokens`).
+    #[arg(long, default_value_t = allam_train::config::head_chunk_tokens())]
+    head_chunk: usize,
     /// Seed of the weights and of the random tokens.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -189,6 +193,7 @@ struct RandomTokens {
     vocab: usize,
     seq: usize,
     draws: u64,
+    head_chunk: usize,
 }
 
 impl Objective for RandomTokens {
@@ -223,7 +228,7 @@ impl Objective for RandomTokens {
     }
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
-        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels)?;
+        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels, self.head_chunk)?;
         Ok(LossOutput {
             loss_sum: loss.sum,
             metrics: BTreeMap::new(),
@@ -335,6 +340,7 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
             vocab: shape.vocab,
             seq,
             draws: 0,
+            head_chunk: args.head_chunk,
         },
         options: StepOptions {
             micro_batch_size: batch,

@@ -1,0 +1,97 @@
+//! DPO and SFT through the chunked output head: the same loss, metrics and gradients as with
+//! every position's logits at once (the DPO loss is non-linear in the log-probabilities, so the
+//! chunked path backpropagates it to them first; see `allam_train::head`).
+use allam_align::{DpoConfig, DpoExample, DpoLossKind, DpoObjective, Reference};
+use allam_model::{Llama, LlamaConfig};
+use allam_train::Objective;
+use allam_train::params::{GradMap, trainable};
+use burn::tensor::Tensor;
+
+const VOCAB: usize = 47;
+
+fn model() -> Llama {
+    let device = allam_model::device::select("cpu").unwrap();
+    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
+    trainable(allam_train::params::seeded_init(config.init(&device), 0.2, 11))
+}
+
+/// Three pairs of different lengths (so rows are padded) with prompts of 2 to 4 tokens.
+fn examples() -> Vec<DpoExample> {
+    let pair = |prompt: usize, chosen: usize, rejected: usize, seed: u32| {
+        let ids = |n: usize, k: u32| {
+            (0..n as u32)
+                .map(|i| (i * 13 + k * 7 + 1) % VOCAB as u32)
+                .collect::<Vec<_>>()
+        };
+        let mask = |n: usize| [vec![false; prompt], vec![true; n - prompt]].concat();
+        DpoExample {
+            chosen_ids: ids(prompt + chosen, seed),
+            chosen_mask: mask(prompt + chosen),
+            rejected_ids: ids(prompt + rejected, seed + 1),
+            rejected_mask: mask(prompt + rejected),
+        }
+    };
+    vec![pair(2, 5, 3, 1), pair(4, 2, 6, 2), pair(3, 4, 4, 3)]
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.without_autodiff()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// Every parameter's gradient, by name.
+type Grads = Vec<(String, Vec<f32>)>;
+
+fn loss_and_grads(model: &Llama, loss: DpoLossKind, chunk: usize) -> (f32, Vec<(String, f32)>, Grads) {
+    let config = DpoConfig {
+        beta: 0.5,
+        loss,
+        label_smoothing: if loss == DpoLossKind::Sigmoid { 0.1 } else { 0.0 },
+    };
+    // A reference away from the policy, so every pair has its own slope.
+    let reference = Reference::Cached(vec![(-20.0, -15.0), (-9.0, -30.0), (-14.0, -14.5)]);
+    let objective = DpoObjective::new(examples(), reference, config, 0, 1)
+        .unwrap()
+        .with_head_chunk_tokens(chunk);
+    let out = objective.loss(model, &vec![0, 1, 2]).unwrap();
+    let metrics = out
+        .metrics
+        .into_iter()
+        .map(|(k, m)| (k, host(m.sum).iter().sum()))
+        .collect();
+    let value = host(out.loss_sum.clone())[0];
+    let grads = GradMap::collect(model, out.loss_sum.backward());
+    let grads = grads.0.into_iter().map(|(n, f)| (n, host(f.values))).collect();
+    (value, metrics, grads)
+}
+
+#[test]
+fn dpo_through_the_chunked_head_matches_the_composed_head() {
+    let model = model();
+    for kind in [DpoLossKind::Sigmoid, DpoLossKind::Ipo, DpoLossKind::Hinge] {
+        let (loss, metrics, grads) = loss_and_grads(&model, kind, 0);
+        for chunk in [1, 5, 1000] {
+            let what = format!("{kind:?}, chunk {chunk}");
+            let (l, m, g) = loss_and_grads(&model, kind, chunk);
+            assert!(
+                (l - loss).abs() <= 1e-5 * (1.0 + loss.abs()),
+                "{what}: loss {l} vs {loss}"
+            );
+            for ((k, a), (_, b)) in m.iter().zip(&metrics) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what}: {k} {a} vs {b}");
+            }
+            assert_eq!(g.len(), grads.len());
+            let mut nonzero = 0;
+            for ((n, got), (_, want)) in g.iter().zip(&grads) {
+                nonzero += want.iter().filter(|v| **v != 0.0).count();
+                for (x, y) in got.iter().zip(want) {
+                    assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{what}: {n}: {x} vs {y}");
+                }
+            }
+            assert!(nonzero > 1000, "{what}: gradients worth comparing");
+        }
+    }
+}
