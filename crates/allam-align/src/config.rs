@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use allam_model::TextTokenizer;
 use allam_train::config::{CheckpointSpec, EvalSpec, ModelSpec};
+use allam_train::plan::{MemoryPlan, PlanInput, shape};
 use allam_train::{AdamWConfig, LrSchedule};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +120,9 @@ pub struct AlignTrain {
     /// logits of every position never exist at once (0: all at once).
     #[serde(default = "allam_train::config::head_chunk_tokens")]
     pub head_chunk_tokens: usize,
+    /// `none`, or `layers`: recompute each decoder layer in the backward pass.
+    #[serde(default)]
+    pub activation_checkpointing: allam_train::ActivationCheckpointing,
 }
 
 fn one_epoch() -> f64 {
@@ -259,6 +263,25 @@ impl AlignConfig {
                 .unwrap_or((self.data.seq_len / 4).max(1)),
             mode: self.dpo.truncation_mode,
         }
+    }
+
+    /// The memory plan of this stage (`allam sft|dpo --plan`): a micro-batch is
+    /// `micro_batch_size` rows of `seq_len` tokens, or for DPO twice as many (chosen and rejected)
+    /// of at most `seq_len`, with a frozen reference model when `reference = "memory"`.
+    /// `shape_from`: a `config.json` to plan with instead of the configured model's.
+    pub fn plan(&self, stage: Stage, shape_from: Option<&Path>) -> Result<MemoryPlan> {
+        let dpo = stage == Stage::Dpo;
+        let input = PlanInput {
+            config: shape(&self.model, shape_from)?,
+            rows: self.train.micro_batch_size * if dpo { 2 } else { 1 },
+            seq_len: self.data.seq_len,
+            micro_batches_per_step: self.train.grad_accum,
+            head_chunk_tokens: self.train.head_chunk_tokens,
+            frozen_reference: dpo && self.dpo.reference == "memory",
+            checkpoint_layers: self.train.activation_checkpointing
+                == allam_train::ActivationCheckpointing::Layers,
+        };
+        Ok(allam_train::plan::checked(&input)?)
     }
 
     /// Steps for `examples` rows or pairs: `max_steps`, else `epochs` passes.

@@ -337,9 +337,13 @@ impl DpoBatch {
 /// `Σ_t log p(response_t | prompt, response_<t)` for every row: `[rows]`, differentiable through
 /// the model (the targets and mask come from the host; nothing of the graph is read back).
 pub fn response_logprobs(model: &Llama, batch: &ResponseBatch) -> Result<Tensor<1>> {
+    response_logprobs_of(model.forward(&batch.tokens)?, batch)
+}
+
+/// [`response_logprobs`] from the logits of every position `[rows, len, vocab]`.
+pub fn response_logprobs_of(logits: Tensor<3>, batch: &ResponseBatch) -> Result<Tensor<1>> {
     let (rows, len) = (batch.tokens.rows, batch.tokens.len);
-    let device = model.device();
-    let logits = model.forward(&batch.tokens)?;
+    let device = logits.device();
     let targets: Vec<i64> = batch.targets.iter().map(|&t| t as i64).collect();
     let targets = Tensor::<3, Int>::from_data(TensorData::new(targets, [rows, len, 1]), &device);
     let weights = Tensor::<2>::from_data(TensorData::new(batch.weights.clone(), [rows, len]), &device);

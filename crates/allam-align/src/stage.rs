@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use allam_model::{Llama, TextTokenizer};
+use allam_model::{Llama, TextTokenizer, TokenBatch};
 use allam_train::loss::language_model_loss;
 use allam_train::params::{frozen, trainable};
 use allam_train::run::starting_optimizer;
@@ -21,7 +21,7 @@ use crate::config::AlignConfig;
 use crate::conversation::load_conversations;
 use crate::dpo::{
     DpoBatch, DpoConfig, DpoExample, DpoLossKind, PairTruncation, TruncationMode, dpo_loss, load_preferences,
-    response_logprobs, truncate_pairs,
+    response_logprobs, response_logprobs_of, truncate_pairs,
 };
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
@@ -133,9 +133,22 @@ impl Objective for SftObjective {
     }
 
     fn loss(&self, model: &Llama, batch: &Vec<SftRow>) -> allam_train::Result<LossOutput> {
-        let (tokens, labels) =
-            SftRow::batch(batch).map_err(|e| allam_train::TrainError::Config(e.to_string()))?;
-        let loss = language_model_loss(model, &tokens, &labels, self.head_chunk_tokens)?;
+        let (tokens, _) = sft_batch(batch)?;
+        self.loss_from_hidden(model, model.hidden_states(&tokens)?, batch)
+    }
+
+    fn model_input(&self, batch: &Vec<SftRow>) -> Option<allam_train::Result<TokenBatch>> {
+        Some(sft_batch(batch).map(|(tokens, _)| tokens))
+    }
+
+    fn loss_from_hidden(
+        &self,
+        model: &Llama,
+        hidden: Tensor<3>,
+        batch: &Vec<SftRow>,
+    ) -> allam_train::Result<LossOutput> {
+        let (_, labels) = sft_batch(batch)?;
+        let loss = language_model_loss(model, hidden, &labels, self.head_chunk_tokens)?;
         Ok(LossOutput {
             loss_sum: loss.sum,
             metrics: BTreeMap::new(),
@@ -151,6 +164,11 @@ impl Objective for SftObjective {
         self.order.seek(cursor);
         Ok(())
     }
+}
+
+/// The packed rows of an SFT micro-batch and their labels.
+fn sft_batch(batch: &[SftRow]) -> allam_train::Result<(TokenBatch, Vec<i32>)> {
+    SftRow::batch(batch).map_err(|e| allam_train::TrainError::Config(e.to_string()))
 }
 
 /// Where DPO's reference log-probabilities come from.
@@ -250,16 +268,16 @@ impl DpoObjective {
     /// composed head the log-probs themselves carry it (nothing to add); with the chunked head
     /// they are values on a leaf, and `finish(loss)` backpropagates the loss to the leaf and
     /// returns the loss's value with the model's gradient attached ([`row_logprob_gradient`]).
-    fn policy_logprobs(&self, model: &Llama, batch: &DpoBatch) -> Result<PolicyLogprobs> {
+    fn policy_logprobs(&self, model: &Llama, hidden: Tensor<3>, batch: &DpoBatch) -> Result<PolicyLogprobs> {
         if self.head_chunk_tokens == 0 {
-            let (chosen, rejected) = self.split(response_logprobs(model, &batch.responses)?, batch);
+            let all = response_logprobs_of(model.logits(hidden), &batch.responses)?;
+            let (chosen, rejected) = self.split(all, batch);
             return Ok(PolicyLogprobs {
                 chosen,
                 rejected,
                 deferred: None,
             });
         }
-        let hidden = model.hidden_states(&batch.responses.tokens)?;
         let weight = model.output_weight();
         let targets = batch.responses.weighted_targets();
         let values = row_logprobs(hidden.clone(), weight.clone(), &targets, self.head_chunk_tokens)?;
@@ -366,42 +384,23 @@ impl Objective for DpoObjective {
     }
 
     fn loss(&self, model: &Llama, batch: &Vec<usize>) -> allam_train::Result<LossOutput> {
-        let fail = |e: AlignError| allam_train::TrainError::Config(e.to_string());
-        let examples: Vec<DpoExample> = batch.iter().map(|&i| self.examples[i].clone()).collect();
-        let dpo = DpoBatch::new(&examples, self.pad_id).map_err(fail)?;
-        let policy = self.policy_logprobs(model, &dpo).map_err(fail)?;
-        let (pc, pr) = (policy.chosen.clone(), policy.rejected.clone());
-        let device = pc.device().without_autodiff();
-        let (rc, rr) = match &self.reference {
-            Reference::Cached(values) => {
-                let c: Vec<f32> = batch.iter().map(|&i| values[i].0).collect();
-                let r: Vec<f32> = batch.iter().map(|&i| values[i].1).collect();
-                let n = batch.len();
-                (
-                    Tensor::<1>::from_data(TensorData::new(c, [n]), &device),
-                    Tensor::<1>::from_data(TensorData::new(r, [n]), &device),
-                )
-            }
-            Reference::Model(reference) => self.logprobs(reference, &dpo).map_err(fail)?,
-        };
-        let out = dpo_loss(pc, pr, rc, rr, &self.config).map_err(fail)?;
-        let n = batch.len() as f64;
-        let metrics = BTreeMap::from([
-            (
-                "rewards_chosen".to_string(),
-                MetricSum::new(out.rewards_chosen, n),
-            ),
-            (
-                "rewards_rejected".to_string(),
-                MetricSum::new(out.rewards_rejected, n),
-            ),
-            ("margin".to_string(), MetricSum::new(out.margins, n)),
-            ("accuracy".to_string(), MetricSum::new(out.correct, n)),
-        ]);
-        Ok(LossOutput {
-            loss_sum: policy.finish(out.loss.sum()).map_err(fail)?,
-            metrics,
-        })
+        let dpo = self.dpo_batch(batch)?;
+        let hidden = model.hidden_states(&dpo.responses.tokens)?;
+        self.loss_on(model, hidden, &dpo, batch)
+    }
+
+    fn model_input(&self, batch: &Vec<usize>) -> Option<allam_train::Result<TokenBatch>> {
+        Some(self.dpo_batch(batch).map(|dpo| dpo.responses.tokens))
+    }
+
+    fn loss_from_hidden(
+        &self,
+        model: &Llama,
+        hidden: Tensor<3>,
+        batch: &Vec<usize>,
+    ) -> allam_train::Result<LossOutput> {
+        let dpo = self.dpo_batch(batch)?;
+        self.loss_on(model, hidden, &dpo, batch)
     }
 
     fn state(&self) -> serde_json::Value {
@@ -421,6 +420,58 @@ impl Objective for DpoObjective {
                 .map_err(|e| allam_train::TrainError::Config(e.to_string())),
             None => Ok(BTreeMap::new()),
         }
+    }
+}
+
+impl DpoObjective {
+    /// The rows of the pairs `batch` names.
+    fn dpo_batch(&self, batch: &[usize]) -> allam_train::Result<DpoBatch> {
+        let examples: Vec<DpoExample> = batch.iter().map(|&i| self.examples[i].clone()).collect();
+        DpoBatch::new(&examples, self.pad_id).map_err(|e| allam_train::TrainError::Config(e.to_string()))
+    }
+
+    /// The DPO loss of `batch` from the policy's final hidden states of its rows.
+    fn loss_on(
+        &self,
+        model: &Llama,
+        hidden: Tensor<3>,
+        dpo: &DpoBatch,
+        batch: &[usize],
+    ) -> allam_train::Result<LossOutput> {
+        let fail = |e: AlignError| allam_train::TrainError::Config(e.to_string());
+        let policy = self.policy_logprobs(model, hidden, dpo).map_err(fail)?;
+        let (pc, pr) = (policy.chosen.clone(), policy.rejected.clone());
+        let device = pc.device().without_autodiff();
+        let (rc, rr) = match &self.reference {
+            Reference::Cached(values) => {
+                let c: Vec<f32> = batch.iter().map(|&i| values[i].0).collect();
+                let r: Vec<f32> = batch.iter().map(|&i| values[i].1).collect();
+                let n = batch.len();
+                (
+                    Tensor::<1>::from_data(TensorData::new(c, [n]), &device),
+                    Tensor::<1>::from_data(TensorData::new(r, [n]), &device),
+                )
+            }
+            Reference::Model(reference) => self.logprobs(reference, dpo).map_err(fail)?,
+        };
+        let out = dpo_loss(pc, pr, rc, rr, &self.config).map_err(fail)?;
+        let n = batch.len() as f64;
+        let metrics = BTreeMap::from([
+            (
+                "rewards_chosen".to_string(),
+                MetricSum::new(out.rewards_chosen, n),
+            ),
+            (
+                "rewards_rejected".to_string(),
+                MetricSum::new(out.rewards_rejected, n),
+            ),
+            ("margin".to_string(), MetricSum::new(out.margins, n)),
+            ("accuracy".to_string(), MetricSum::new(out.correct, n)),
+        ]);
+        Ok(LossOutput {
+            loss_sum: policy.finish(out.loss.sum()).map_err(fail)?,
+            metrics,
+        })
     }
 }
 
@@ -702,6 +753,7 @@ fn run_stage<O: Objective>(
             schedule: config.schedule.clone(),
             max_steps,
             embedding_warmup: None,
+            activation_checkpointing: config.train.activation_checkpointing,
         },
         step: 0,
         tokens: 0,

@@ -181,3 +181,90 @@ fn allam_train_newest(run: &Path) -> u64 {
         .max()
         .unwrap()
 }
+
+#[test]
+fn plan_prints_the_memory_of_a_run_without_running_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "examples/configs/pretrain-tiny.toml";
+    let text = allam(&["pretrain", "--config", config, "--plan", "--device-memory", "1MB"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let shown = String::from_utf8_lossy(&text.stdout);
+    for needed in [
+        "weights (f32)",
+        "AdamW moments",
+        "activations of one micro-batch",
+        "output head (chunked)",
+        "does not fit in 0.0 GB",
+    ] {
+        assert!(shown.contains(needed), "{needed:?} missing in:\n{shown}");
+    }
+    // JSON: the parts add up to what the peaks say, for the example's 64-wide model.
+    let json = allam(&[
+        "pretrain",
+        "--config",
+        config,
+        "--plan",
+        "--json",
+        "--device-memory",
+        "80GB",
+    ]);
+    let plan: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(plan["fits"], true);
+    assert_eq!(plan["tokens_per_micro_batch"], 8 * 128);
+    let part = |name: &str| {
+        plan["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"].as_str().unwrap().starts_with(name))
+            .unwrap()["bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let params = plan["parameters"].as_u64().unwrap();
+    assert_eq!(part("weights"), 4 * params);
+    assert_eq!(part("AdamW"), 8 * params);
+    let base = part("weights") + part("AdamW") + part("runtime");
+    let head_or_grads = part("output head").max(part("gradients"));
+    assert_eq!(
+        plan["forward_backward_peak"].as_u64().unwrap(),
+        base + part("activations") + head_or_grads
+    );
+    // Another shape from a config.json: a 7B Llama-2 with the 64K vocabulary.
+    let shape = dir.path().join("config.json");
+    std::fs::write(
+        &shape,
+        r#"{"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+            "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 64000, "max_position_embeddings": 4096}"#,
+    )
+    .unwrap();
+    let big = allam(&[
+        "pretrain",
+        "--config",
+        config,
+        "--plan",
+        "--json",
+        "--model-config",
+        shape.to_str().unwrap(),
+    ]);
+    let plan: serde_json::Value = serde_json::from_slice(&big.stdout).unwrap();
+    assert_eq!(plan["parameters"], 7_000_559_616u64);
+    // A DPO micro-batch is chosen and rejected rows.
+    let run = dir.path().join("never");
+    let dpo = allam(&[
+        "dpo",
+        "--config",
+        "examples/configs/dpo-tiny.toml",
+        "--plan",
+        "--json",
+        "--model-config",
+        shape.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(dpo.status.success(), "{}", stderr(&dpo));
+    let plan: serde_json::Value = serde_json::from_slice(&dpo.stdout).unwrap();
+    assert_eq!(plan["tokens_per_micro_batch"], 2 * 4 * 512);
+    // Nothing ran: the run directory was not made.
+    assert!(!run.exists());
+}

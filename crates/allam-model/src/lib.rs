@@ -48,7 +48,7 @@ pub use expand::{ExpansionSummary, RowInit, VocabExpansion, expand_vocab};
 pub use hf_config::ModelFamily;
 pub use rope::RopeScaling;
 
-pub use model::Llama;
+pub use model::{LayerPass, Llama};
 
 pub use generate::{GenerationConfig, GenerationOutput};
 pub use pretrained::PretrainedModel;

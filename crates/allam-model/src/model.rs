@@ -70,6 +70,18 @@ impl Llama {
 
     /// Final hidden states (after the last norm) of every position: `[rows, len, hidden]`.
     pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Tensor<3>> {
+        let (mut x, pass) = self.layer_pass(batch)?;
+        for index in 0..self.layers.len() {
+            x = self.layer(index, x, &pass);
+        }
+        Ok(self.final_norm(x))
+    }
+
+    /// The first step of a forward pass split at decoder layers (activation checkpointing in
+    /// `allam-train` recomputes one layer at a time): the embedded tokens `[rows, len, hidden]`
+    /// and what every layer shares. Then [`Llama::layer`] for each layer in order and
+    /// [`Llama::final_norm`] give exactly [`Llama::hidden_states`].
+    pub fn layer_pass(&self, batch: &TokenBatch) -> Result<(Tensor<3>, LayerPass)> {
         batch.validate(self.config.vocab_size)?;
         self.check_window(batch)?;
         let device = self.device();
@@ -78,7 +90,26 @@ impl Llama {
             &device,
         )
         .reshape([batch.rows, 1, 1, batch.len, batch.len]);
-        Ok(self.run_layers(batch, bias, None))
+        let rope = RotaryTables::new(
+            &batch.position_ids,
+            [batch.rows, batch.len],
+            &self.config,
+            &device,
+        );
+        let embedded =
+            self.embed_tokens
+                .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        Ok((embedded, LayerPass { rope, bias }))
+    }
+
+    /// Decoder layer `index` on `x`, within `pass` (see [`Llama::layer_pass`]).
+    pub fn layer(&self, index: usize, x: Tensor<3>, pass: &LayerPass) -> Tensor<3> {
+        self.layers[index].forward(x, &pass.rope, pass.bias.clone(), None)
+    }
+
+    /// The final RMSNorm: the last layer's output becomes the hidden states the head reads.
+    pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
+        self.norm.forward(x)
     }
 
     /// Runs the new tokens of `batch` through the model, reading and extending `cache`, and
@@ -184,6 +215,13 @@ impl Llama {
             }
         }
     }
+}
+
+/// What every decoder layer of one forward pass shares: the rotary tables of the batch's
+/// positions and its attention bias (causal, padding and packing masks).
+pub struct LayerPass {
+    rope: RotaryTables,
+    bias: Tensor<5>,
 }
 
 /// Token ids as an integer tensor `[rows, len]`.

@@ -395,6 +395,7 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
             embedding_lr_warmup_steps: 0,
             device: "cpu".into(),
             head_chunk_tokens: allam_train::config::head_chunk_tokens(),
+            activation_checkpointing: Default::default(),
         },
         checkpoint: CheckpointSpec {
             every: None,

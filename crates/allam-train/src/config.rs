@@ -172,6 +172,10 @@ pub struct TrainSpec {
     /// never exist at once (`crate::head`); 0 computes them all at once.
     #[serde(default = "head_chunk_tokens")]
     pub head_chunk_tokens: usize,
+    /// `none`, or `layers`: keep only each decoder layer's input and recompute the layer in the
+    /// backward pass (less memory, one more forward pass of compute).
+    #[serde(default)]
+    pub activation_checkpointing: crate::trainer::ActivationCheckpointing,
 }
 
 /// The default of `[train] head_chunk_tokens`.

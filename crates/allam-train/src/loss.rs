@@ -5,7 +5,7 @@
 //! losses over every micro-batch divided by the number of target tokens in the whole step, so that
 //! accumulation and replicas give the same gradient as one big batch.
 use allam_data::IGNORE_INDEX;
-use allam_model::{Llama, TokenBatch};
+use allam_model::Llama;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
@@ -50,30 +50,30 @@ pub struct BatchLoss {
     pub per_row: Tensor<1>,
 }
 
-/// Runs `model` on `batch` and sums the masked token losses. `head_chunk_tokens` > 0 runs the
-/// output head and cross-entropy in chunks of that many tokens ([`crate::head`]: the same values
-/// and gradients without the full logits); 0 computes the logits of every position at once.
+/// Sums the masked token losses of `labels` under `model`'s output head applied to `hidden`
+/// (`[rows, len, hidden]`, the final hidden states). `head_chunk_tokens` > 0 runs the head and
+/// cross-entropy in chunks of that many tokens ([`crate::head`]: the same values and gradients
+/// without the full logits); 0 computes the logits of every position at once.
 pub fn language_model_loss(
     model: &Llama,
-    batch: &TokenBatch,
+    hidden: Tensor<3>,
     labels: &[i32],
     head_chunk_tokens: usize,
 ) -> Result<BatchLoss> {
+    let [rows, len, _] = hidden.dims();
     if head_chunk_tokens == 0 {
-        let nll = token_nll(model.forward(batch)?, labels)?;
-        let per_row = nll.clone().sum_dim(1).reshape([batch.rows]);
+        let nll = token_nll(model.logits(hidden), labels)?;
+        let per_row = nll.clone().sum_dim(1).reshape([rows]);
         return Ok(BatchLoss {
             sum: nll.sum(),
             per_row,
         });
     }
     let vocab = model.config.vocab_size;
-    if labels.len() != batch.rows * batch.len {
+    if labels.len() != rows * len {
         return Err(TrainError::Config(format!(
-            "{} labels for {}×{} positions",
+            "{} labels for {rows}×{len} positions",
             labels.len(),
-            batch.rows,
-            batch.len
         )));
     }
     if let Some(bad) = labels
@@ -85,20 +85,15 @@ pub fn language_model_loss(
         )));
     }
     let targets = WeightedTargets {
-        rows: batch.rows,
-        len: batch.len,
+        rows,
+        len,
         targets: labels.iter().map(|&l| l.max(0) as u32).collect(),
         weights: labels
             .iter()
             .map(|&l| f32::from(u8::from(l != IGNORE_INDEX)))
             .collect(),
     };
-    let nll = chunked_nll(
-        model.hidden_states(batch)?,
-        model.output_weight(),
-        &targets,
-        head_chunk_tokens,
-    )?;
+    let nll = chunked_nll(hidden, model.output_weight(), &targets, head_chunk_tokens)?;
     Ok(BatchLoss {
         sum: nll.sum,
         per_row: nll.per_row,

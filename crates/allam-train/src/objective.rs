@@ -64,6 +64,27 @@ pub trait Objective {
     /// The loss summed over the batch's units.
     fn loss(&self, model: &Llama, batch: &Self::Batch) -> Result<LossOutput>;
 
+    /// The tokens the model reads for `batch`, for objectives whose loss is a function of the
+    /// final hidden states ([`Objective::loss_from_hidden`]): those can train with activation
+    /// checkpointing ([`crate::recompute`]). `None` (the default): they cannot.
+    fn model_input(&self, _batch: &Self::Batch) -> Option<Result<TokenBatch>> {
+        None
+    }
+
+    /// The loss of `batch` from the final hidden states (after the final norm) of
+    /// [`Objective::model_input`]; the same as [`Objective::loss`] when `hidden` is
+    /// `model.hidden_states(input)`.
+    fn loss_from_hidden(
+        &self,
+        _model: &Llama,
+        _hidden: Tensor<3>,
+        _batch: &Self::Batch,
+    ) -> Result<LossOutput> {
+        Err(TrainError::Config(
+            "this objective cannot train with activation checkpointing".into(),
+        ))
+    }
+
     /// The position in the data, saved with checkpoints.
     fn state(&self) -> serde_json::Value;
 
@@ -139,12 +160,16 @@ impl Objective for LanguageModeling {
     }
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> Result<LossOutput> {
-        let loss = language_model_loss(
-            model,
-            &packed_input(batch)?,
-            &batch.labels,
-            self.head_chunk_tokens,
-        )?;
+        let hidden = model.hidden_states(&packed_input(batch)?)?;
+        self.loss_from_hidden(model, hidden, batch)
+    }
+
+    fn model_input(&self, batch: &PackedBatch) -> Option<Result<TokenBatch>> {
+        Some(packed_input(batch))
+    }
+
+    fn loss_from_hidden(&self, model: &Llama, hidden: Tensor<3>, batch: &PackedBatch) -> Result<LossOutput> {
+        let loss = language_model_loss(model, hidden, &batch.labels, self.head_chunk_tokens)?;
         // Per-source sums of the rows' losses, gathered on the device (no read-back here).
         let mut rows_of: BTreeMap<&str, (Vec<i64>, f64)> = BTreeMap::new();
         for (row, source) in batch.sources.iter().enumerate() {

@@ -141,37 +141,7 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
                 std::fs::copy(&src, support.join(name)).map_err(|e| TrainError::io(&src, e))?;
             }
         }
-        let heads = arch.num_attention_heads;
-        if heads == 0 || !arch.hidden_size.is_multiple_of(heads) {
-            return Err(TrainError::Config(format!(
-                "[model.architecture]: hidden_size {} is not a multiple of num_attention_heads {heads}",
-                arch.hidden_size
-            )));
-        }
-        let vocab = arch
-            .vocab_size
-            .unwrap_or_else(|| allam_model::expand::tokenizer_size(tokenizer.inner()));
-        let eos: Vec<u32> = tokenizer
-            .eos_token()
-            .and_then(|t| tokenizer.token_to_id(t))
-            .into_iter()
-            .collect();
-        let config = LlamaConfig::new(
-            vocab,
-            arch.hidden_size,
-            arch.intermediate_size,
-            arch.num_hidden_layers,
-            heads,
-            arch.num_key_value_heads.unwrap_or(heads),
-            arch.hidden_size / heads,
-        )
-        .with_tie_word_embeddings(arch.tie_word_embeddings)
-        .with_max_position_embeddings(arch.max_position_embeddings)
-        .with_rope_theta(arch.rope_theta)
-        .with_rms_norm_eps(arch.rms_norm_eps)
-        .with_initializer_range(spec.init_std)
-        .with_eos_token_ids(eos);
-        config.validate()?;
+        let config = architecture_config(arch, &tokenizer, spec.init_std)?;
         let model = crate::params::seeded_init(config.init(device), spec.init_std, spec.seed);
         PreparedModel {
             hf_config: HfConfig::new(&config),
@@ -183,6 +153,47 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
     prepared.model.config.rope_inv_freq_dtype = None;
     prepared.hf_config.update(&prepared.model.config);
     Ok(prepared)
+}
+
+/// The model configuration of `[model.architecture]` with `tokenizer` (vocabulary size and EOS
+/// when not given), checked.
+pub fn architecture_config(
+    arch: &crate::config::ArchitectureSpec,
+    tokenizer: &TextTokenizer,
+    init_std: f64,
+) -> Result<LlamaConfig> {
+    let heads = arch.num_attention_heads;
+    if heads == 0 || !arch.hidden_size.is_multiple_of(heads) {
+        return Err(TrainError::Config(format!(
+            "[model.architecture]: hidden_size {} is not a multiple of num_attention_heads {heads}",
+            arch.hidden_size
+        )));
+    }
+    let vocab = arch
+        .vocab_size
+        .unwrap_or_else(|| allam_model::expand::tokenizer_size(tokenizer.inner()));
+    let eos: Vec<u32> = tokenizer
+        .eos_token()
+        .and_then(|t| tokenizer.token_to_id(t))
+        .into_iter()
+        .collect();
+    let config = LlamaConfig::new(
+        vocab,
+        arch.hidden_size,
+        arch.intermediate_size,
+        arch.num_hidden_layers,
+        heads,
+        arch.num_key_value_heads.unwrap_or(heads),
+        arch.hidden_size / heads,
+    )
+    .with_tie_word_embeddings(arch.tie_word_embeddings)
+    .with_max_position_embeddings(arch.max_position_embeddings)
+    .with_rope_theta(arch.rope_theta)
+    .with_rms_norm_eps(arch.rms_norm_eps)
+    .with_initializer_range(init_std)
+    .with_eos_token_ids(eos);
+    config.validate()?;
+    Ok(config)
 }
 
 /// The optimizer a run starts with: fresh, or the moments of `spec.checkpoint` when
@@ -256,6 +267,7 @@ pub fn train(
             schedule: config.schedule.clone(),
             max_steps: config.train.max_steps,
             embedding_warmup: warmup,
+            activation_checkpointing: config.train.activation_checkpointing,
         },
         step: 0,
         tokens: 0,

@@ -51,6 +51,20 @@ pub struct StepOptions {
     pub max_steps: u64,
     /// Only the new rows train for the first steps.
     pub embedding_warmup: Option<EmbeddingWarmup>,
+    /// Recompute each decoder layer's activations in the backward pass instead of keeping them
+    /// ([`crate::recompute`]).
+    pub activation_checkpointing: ActivationCheckpointing,
+}
+
+/// What the backward pass keeps of the forward pass (`[train] activation_checkpointing`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationCheckpointing {
+    /// Every activation autodiff needs.
+    #[default]
+    None,
+    /// Only each decoder layer's input; the layer runs again in the backward pass.
+    Layers,
 }
 
 /// What one step did (a row of `metrics.jsonl`).
@@ -142,7 +156,13 @@ impl<O: Objective> Trainer<O> {
         let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
         for group in batches.chunks(per_replica) {
             let replica = self.model.clone();
-            let (grads, loss, m) = replica_gradients(&self.objective, &replica, group, units)?;
+            let (grads, loss, m) = replica_gradients(
+                &self.objective,
+                &replica,
+                group,
+                units,
+                o.activation_checkpointing,
+            )?;
             total.accumulate(grads);
             loss_total = Some(add(loss_total, loss));
             merge_metrics(&mut metrics, m);
@@ -208,11 +228,19 @@ fn replica_gradients<O: Objective>(
     model: &Llama,
     batches: &[O::Batch],
     units: usize,
+    checkpointing: ActivationCheckpointing,
 ) -> Result<(GradMap, Tensor<1>, BTreeMap<String, MetricSum>)> {
     let mut grads = GradMap::default();
     let mut loss: Option<Tensor<1>> = None;
     let mut metrics: BTreeMap<String, MetricSum> = BTreeMap::new();
     for batch in batches {
+        if checkpointing == ActivationCheckpointing::Layers {
+            let (g, l, m) = crate::recompute::checkpointed_gradients(objective, model, batch, units)?;
+            loss = Some(add(loss, l));
+            grads.accumulate(g);
+            merge_metrics(&mut metrics, m);
+            continue;
+        }
         let out = objective.loss(model, batch)?;
         let scaled = out.loss_sum.div_scalar(units as f64);
         // Kept on the device, without its graph, until the step reads the total once.

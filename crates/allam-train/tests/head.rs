@@ -39,7 +39,7 @@ type Grads = Vec<(String, Vec<f32>)>;
 /// Loss, per-row sums and every gradient.
 fn run(model: &Llama, chunk: usize) -> (Vec<f32>, Vec<f32>, Grads) {
     let (tokens, labels) = batch();
-    let loss = language_model_loss(model, &tokens, &labels, chunk).unwrap();
+    let loss = language_model_loss(model, model.hidden_states(&tokens).unwrap(), &labels, chunk).unwrap();
     let grads = GradMap::collect(model, loss.sum.backward());
     let grads = grads
         .0
@@ -88,7 +88,8 @@ fn a_label_outside_the_vocabulary_is_an_error_on_both_paths() {
     let (tokens, mut labels) = batch();
     labels[0] = VOCAB as i32;
     for chunk in [0, 4] {
-        let error = language_model_loss(&model, &tokens, &labels, chunk)
+        let hidden = model.hidden_states(&tokens).unwrap();
+        let error = language_model_loss(&model, hidden, &labels, chunk)
             .err()
             .unwrap()
             .to_string();

@@ -103,7 +103,7 @@ impl Objective for Counting {
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
         let loss = language_model_loss(
             model,
-            &packed_input(batch)?,
+            model.hidden_states(&packed_input(batch)?)?,
             &batch.labels,
             allam_train::head::DEFAULT_CHUNK_TOKENS,
         )?;
@@ -136,6 +136,7 @@ fn options(micro: usize, accum: usize, replicas: usize) -> StepOptions {
         schedule: LrSchedule::constant(1e-2, 0),
         max_steps: 100,
         embedding_warmup: None,
+        activation_checkpointing: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
+use allam_align::config::Stage;
 use allam_align::{AlignConfig, MarkStyle, SftExample, inspect_tokens, load_conversations};
 use allam_model::TextTokenizer;
 
@@ -44,11 +45,17 @@ pub fn sft(command: SftCommand, display: Display) -> Result<()> {
         (Some(SftSubcommand::Inspect { config, n, color }), _) => inspect(config, n, color),
         (None, Some(args)) => {
             let config = AlignConfig::load(&args.config)?;
+            if args.plan {
+                let plan = config
+                    .plan(Stage::Sft, args.model_config.as_deref())
+                    .with_context(|| format!("planning {}", args.config.display()))?;
+                return args.print_plan(&plan);
+            }
             let bar = StepBar::new("sft", display);
-            let summary = allam_align::run_sft(&config, &args.out, args.max_steps, args.start()?, &bar);
+            let summary = allam_align::run_sft(&config, args.out(), args.max_steps, args.start()?, &bar);
             bar.finish();
             let summary = summary
-                .with_context(|| format!("SFT {} into {}", args.config.display(), args.out.display()))?;
+                .with_context(|| format!("SFT {} into {}", args.config.display(), args.out().display()))?;
             println!("{}", serde_json::to_string(&summary)?);
             Ok(())
         }
@@ -59,11 +66,17 @@ pub fn sft(command: SftCommand, display: Display) -> Result<()> {
 /// Runs `allam dpo`.
 pub fn dpo(args: RunArgs, display: Display) -> Result<()> {
     let config = AlignConfig::load(&args.config)?;
+    if args.plan {
+        let plan = config
+            .plan(Stage::Dpo, args.model_config.as_deref())
+            .with_context(|| format!("planning {}", args.config.display()))?;
+        return args.print_plan(&plan);
+    }
     let bar = StepBar::new("dpo", display);
-    let summary = allam_align::run_dpo(&config, &args.out, args.max_steps, args.start()?, &bar);
+    let summary = allam_align::run_dpo(&config, args.out(), args.max_steps, args.start()?, &bar);
     bar.finish();
     let summary =
-        summary.with_context(|| format!("DPO {} into {}", args.config.display(), args.out.display()))?;
+        summary.with_context(|| format!("DPO {} into {}", args.config.display(), args.out().display()))?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

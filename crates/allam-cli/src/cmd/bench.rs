@@ -10,7 +10,9 @@ use allam_model::{Llama, LlamaConfig, TokenBatch};
 use allam_train::loss::language_model_loss;
 use allam_train::objective::packed_input;
 use allam_train::params::trainable;
-use allam_train::{AdamW, AdamWConfig, LossOutput, LrSchedule, Objective, StepOptions, Trainer};
+use allam_train::{
+    ActivationCheckpointing, AdamW, AdamWConfig, LossOutput, LrSchedule, Objective, StepOptions, Trainer,
+};
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
@@ -77,6 +79,10 @@ pub struct BenchArgs {
     /// at once; default as `[train] head_chunk_tokens`).
     #[arg(long, default_value_t = allam_train::config::head_chunk_tokens())]
     head_chunk: usize,
+    /// Train: recompute each decoder layer in the backward pass (`activation_checkpointing =
+    /// "layers"`).
+    #[arg(long)]
+    checkpoint_layers: bool,
     /// Seed of the weights and of the random tokens.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -228,7 +234,21 @@ impl Objective for RandomTokens {
     }
 
     fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
-        let loss = language_model_loss(model, &packed_input(batch)?, &batch.labels, self.head_chunk)?;
+        let hidden = model.hidden_states(&packed_input(batch)?)?;
+        self.loss_from_hidden(model, hidden, batch)
+    }
+
+    fn model_input(&self, batch: &PackedBatch) -> Option<allam_train::Result<TokenBatch>> {
+        Some(packed_input(batch))
+    }
+
+    fn loss_from_hidden(
+        &self,
+        model: &Llama,
+        hidden: burn::tensor::Tensor<3>,
+        batch: &PackedBatch,
+    ) -> allam_train::Result<LossOutput> {
+        let loss = language_model_loss(model, hidden, &batch.labels, self.head_chunk)?;
         Ok(LossOutput {
             loss_sum: loss.sum,
             metrics: BTreeMap::new(),
@@ -330,6 +350,16 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
     if seq < 2 || batch == 0 {
         bail!("train needs --seq ≥ 2 and --batch ≥ 1");
     }
+    // The memory plan of this step (`allam pretrain --plan`), to set beside the measured peak.
+    let plan = allam_train::plan::checked(&allam_train::plan::PlanInput {
+        config: shape.config(seq),
+        rows: batch,
+        seq_len: seq,
+        micro_batches_per_step: 1,
+        head_chunk_tokens: args.head_chunk,
+        frozen_reference: false,
+        checkpoint_layers: args.checkpoint_layers,
+    })?;
     let model: Llama = shape.config(seq).init(device);
     let params = burn::module::Module::num_params(&model);
     let mut trainer = Trainer {
@@ -349,6 +379,11 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
             schedule: LrSchedule::constant(3e-4, 0),
             max_steps: (args.warmup + steps) as u64,
             embedding_warmup: None,
+            activation_checkpointing: if args.checkpoint_layers {
+                ActivationCheckpointing::Layers
+            } else {
+                ActivationCheckpointing::None
+            },
         },
         step: 0,
         tokens: 0,
@@ -388,6 +423,8 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
         "batch": batch,
         "shape": shape.json(params),
         "optimizer": "AdamW (0.9, 0.95, eps 1e-8, wd 0.1), global clip 1.0, lr 3e-4",
+        "head_chunk_tokens": args.head_chunk,
+        "planned_peak_mb": round(plan.total as f64 / 1048576.0, 1),
     }))
 }
 

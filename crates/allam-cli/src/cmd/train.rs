@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use allam_recipe::{Display, StepBar};
+use allam_train::plan::MemoryPlan;
 use allam_train::{RunConfig, RunOptions, Start};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -13,8 +14,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Run directory: metrics.jsonl, checkpoints/, final/, loss.svg.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "plan")]
+    pub out: Option<PathBuf>,
     /// Stop after this many steps (the schedule keeps the configured length).
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -24,6 +25,25 @@ pub struct RunArgs {
     /// Delete the run already in --out (checkpoints, final/, metrics) and start a new one.
     #[arg(long)]
     pub overwrite: bool,
+    /// Print the memory the run will need per device (weights, gradients, AdamW moments,
+    /// activations, output head) without loading or allocating the model, and stop.
+    #[arg(long)]
+    pub plan: bool,
+    /// With --plan: say whether the run fits a device of this size (`80GB`, `24GiB`).
+    #[arg(long, requires = "plan", value_parser = parse_device_memory)]
+    pub device_memory: Option<u64>,
+    /// With --plan: the model shape from this `config.json` instead of the run's model (to plan
+    /// before the model exists, e.g. a base downloaded without its weights).
+    #[arg(long, requires = "plan")]
+    pub model_config: Option<PathBuf>,
+    /// With --plan: print the plan as JSON.
+    #[arg(long, requires = "plan")]
+    pub json: bool,
+}
+
+fn parse_device_memory(text: &str) -> Result<u64, String> {
+    allam_train::plan::parse_size(text)
+        .ok_or_else(|| format!("`{text}` is not a size such as 80GB, 24GiB or 512MB"))
 }
 
 impl RunArgs {
@@ -31,20 +51,45 @@ impl RunArgs {
     pub fn start(&self) -> Result<Start> {
         Ok(Start::from_flags(self.resume, self.overwrite)?)
     }
+
+    /// The run directory (present unless --plan).
+    pub fn out(&self) -> &std::path::Path {
+        self.out.as_deref().expect("clap requires --out without --plan")
+    }
+
+    /// Prints `plan` as --plan asked (text or JSON, with the fit verdict).
+    pub fn print_plan(&self, plan: &MemoryPlan) -> Result<()> {
+        if self.json {
+            let mut value = serde_json::to_value(plan)?;
+            if let Some(memory) = self.device_memory {
+                value["device_memory"] = memory.into();
+                value["fits"] = (plan.total <= memory).into();
+            }
+            println!("{value}");
+        } else {
+            print!("{}", plan.render(self.device_memory));
+        }
+        Ok(())
+    }
 }
 
 /// Runs `allam pretrain` and prints the run summary as JSON.
 pub fn pretrain(args: RunArgs, display: Display) -> Result<()> {
     let config = RunConfig::load(&args.config)?;
+    if args.plan {
+        let plan = allam_train::plan::pretraining_plan(&config, args.model_config.as_deref())
+            .with_context(|| format!("planning {}", args.config.display()))?;
+        return args.print_plan(&plan);
+    }
     let options = RunOptions {
         max_steps: args.max_steps,
         start: args.start()?,
     };
     let bar = StepBar::new("pretrain", display);
-    let summary = allam_train::train(&config, &args.out, &options, &bar);
+    let summary = allam_train::train(&config, args.out(), &options, &bar);
     bar.finish();
-    let summary =
-        summary.with_context(|| format!("training {} into {}", args.config.display(), args.out.display()))?;
+    let summary = summary
+        .with_context(|| format!("training {} into {}", args.config.display(), args.out().display()))?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }
