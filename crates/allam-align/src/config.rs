@@ -123,6 +123,9 @@ pub struct AlignTrain {
     /// `none`, or `layers`: recompute each decoder layer in the backward pass.
     #[serde(default)]
     pub activation_checkpointing: allam_train::ActivationCheckpointing,
+    /// `f32`, or `bf16-mixed` (see `allam_train::config::Precision`).
+    #[serde(default)]
+    pub precision: allam_train::config::Precision,
 }
 
 fn one_epoch() -> f64 {
@@ -280,6 +283,7 @@ impl AlignConfig {
             frozen_reference: dpo && self.dpo.reference == "memory",
             checkpoint_layers: self.train.activation_checkpointing
                 == allam_train::ActivationCheckpointing::Layers,
+            bf16_mixed: self.train.precision == allam_train::config::Precision::Bf16Mixed,
         };
         Ok(allam_train::plan::checked(&input)?)
     }

@@ -741,6 +741,14 @@ fn run_stage<O: Objective>(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
+    let mut prepared = prepared;
+    let device = prepared.model.device();
+    config.train.precision.apply(&mut prepared.model, &device)?;
+    let fingerprint = {
+        let mut f = fingerprint;
+        f["precision"] = serde_json::json!(config.train.precision);
+        f
+    };
     let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
     let mut trainer = Trainer {
         model: trainable(prepared.model),

@@ -4,12 +4,13 @@ use burn::nn::{Initializer, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
 use crate::device::is_cpu;
 use crate::mlp::linear;
+use crate::precision::{cast_to, to_f32};
 use crate::rope::RotaryTables;
 use crate::split::project;
 
@@ -84,7 +85,7 @@ impl Attention {
         // The fused kernel runs on the CPU backend only when nothing is differentiated: Burn's
         // autodiff, and the GPU backends given a bias, fall back to composed ops that need K/V
         // repeated per query head.
-        let fused = !q.is_autodiff() && is_cpu(&q.device());
+        let fused = !q.is_autodiff() && is_cpu(&q.device()) && q.dtype() == DType::F32;
         let out = if fused {
             // Flex's fused kernel: one head's scores at a time, in cache, heads in parallel; K/V
             // heads shared natively. The bias is broadcast, not copied.
@@ -98,10 +99,12 @@ impl Attention {
         } else {
             // Composed of differentiable ops. The query heads that share a KV head are folded
             // into the sequence axis, so K and V are not copied per query head.
+            // In mixed precision the scores are masked and normalised in f32.
+            let dtype = q.dtype();
             let q = q.reshape([batch, kvh, groups * seq, d]);
             let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-            let scores = scores.reshape([batch, kvh, groups, seq, keys]) + bias;
-            let probs = softmax(scores, 4).reshape([batch, kvh, groups * seq, keys]);
+            let scores = to_f32(scores.reshape([batch, kvh, groups, seq, keys])) + bias;
+            let probs = cast_to(softmax(scores, 4), dtype).reshape([batch, kvh, groups * seq, keys]);
             probs.matmul(v).reshape([batch, h, seq, d])
         };
         let out = out.swap_dims(1, 2).reshape([batch, seq, h * d]);

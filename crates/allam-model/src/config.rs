@@ -58,6 +58,11 @@ pub struct LlamaConfig {
     /// Half-precision type the rotary inverse frequencies are rounded to, as `transformers` does
     /// for a model loaded in bf16/f16 (set from the checkpoint's dtype; `None` keeps f32).
     pub rope_inv_freq_dtype: Option<StorageDtype>,
+    /// Mixed precision: the float type of activations and matrix products (`bf16` for
+    /// `precision = "bf16-mixed"`), the weights cast to it where they are used; `None` computes in
+    /// the weights' own type. A run-time setting, never written to `config.json`
+    /// (see [`crate::precision`]).
+    pub compute_dtype: Option<StorageDtype>,
     /// Standard deviation of the normal initialisation used when training from scratch.
     #[config(default = 0.02)]
     pub initializer_range: f64,

@@ -195,6 +195,7 @@ impl HfConfig {
             mlp_bias,
             sliding_window: self.sliding_window(family, num_hidden_layers)?,
             rope_inv_freq_dtype: self.storage_dtype()?.filter(|d| *d != StorageDtype::F32),
+            compute_dtype: None,
             tie_word_embeddings: self.bool_key("tie_word_embeddings")?.unwrap_or(false),
             max_position_embeddings: self.usize_key("max_position_embeddings")?.unwrap_or(2048),
             initializer_range: self

@@ -7,6 +7,7 @@ use crate::attention::Attention;
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
 use crate::mlp::SwiGlu;
+use crate::precision::rms_norm;
 use crate::rope::RotaryTables;
 
 /// `h = x + attn(norm₁(x)); out = h + mlp(norm₂(h))`.
@@ -45,7 +46,7 @@ impl DecoderLayer {
         let h = x.clone()
             + self
                 .self_attn
-                .forward(self.input_layernorm.forward(x), rope, bias, cache);
-        h.clone() + self.mlp.forward(self.post_attention_layernorm.forward(h))
+                .forward(rms_norm(&self.input_layernorm, x), rope, bias, cache);
+        h.clone() + self.mlp.forward(rms_norm(&self.post_attention_layernorm, h))
     }
 }

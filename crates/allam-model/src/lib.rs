@@ -33,6 +33,7 @@ pub mod hf_config;
 pub mod layer;
 pub mod mlp;
 pub mod model;
+pub mod precision;
 pub mod pretrained;
 pub mod rope;
 pub mod score;

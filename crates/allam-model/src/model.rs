@@ -9,6 +9,7 @@ use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
 use crate::layer::DecoderLayer;
 use crate::mlp::linear;
+use crate::precision::{cast_to, float_dtype, rms_norm, to_f32};
 use crate::rope::RotaryTables;
 use crate::split::{matmul_columns, project};
 
@@ -96,9 +97,7 @@ impl Llama {
             &self.config,
             &device,
         );
-        let embedded =
-            self.embed_tokens
-                .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        let embedded = self.embed(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
         Ok((embedded, LayerPass { rope, bias }))
     }
 
@@ -109,7 +108,16 @@ impl Llama {
 
     /// The final RMSNorm: the last layer's output becomes the hidden states the head reads.
     pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
+    }
+
+    /// The embedding rows of `ids`, in the compute type when mixed precision is on.
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let embedded = self.embed_tokens.forward(ids);
+        match self.config.compute_dtype {
+            Some(dtype) => embedded.cast(float_dtype(dtype)),
+            None => embedded,
+        }
     }
 
     /// Runs the new tokens of `batch` through the model, reading and extending `cache`, and
@@ -180,14 +188,12 @@ impl Llama {
             &self.config,
             &device,
         );
-        let mut x = self
-            .embed_tokens
-            .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        let mut x = self.embed(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             x = layer.forward(x, &rope, bias.clone(), layer_cache);
         }
-        self.norm.forward(x)
+        self.final_norm(x)
     }
 
     /// The output projection as `[hidden, vocab]`: `lm_head`'s weight, or the embedding table
@@ -199,8 +205,13 @@ impl Llama {
         }
     }
 
-    /// Projects hidden states onto the vocabulary.
+    /// Projects hidden states onto the vocabulary; the logits are f32 (in mixed precision the
+    /// product runs in the compute type and its result is cast up, as `transformers` does).
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
+        to_f32(self.project_head(hidden))
+    }
+
+    fn project_head(&self, hidden: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
             Some(head) => project(head, hidden),
             None => {
@@ -208,7 +219,7 @@ impl Llama {
                 // through `linear` would reshape that view and copy the whole [vocab, hidden]
                 // table on every call (the Flex backend materialises a reshaped transpose).
                 let [rows, len, hidden_size] = hidden.dims();
-                let table = self.embed_tokens.weight.val();
+                let table = cast_to(self.embed_tokens.weight.val(), hidden.dtype());
                 let vocab = table.dims()[0];
                 matmul_columns(hidden.reshape([rows * len, hidden_size]), table.transpose())
                     .reshape([rows, len, vocab])

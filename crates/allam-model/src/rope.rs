@@ -261,12 +261,17 @@ impl RotaryTables {
 
     /// Rotates `x` (`[batch, heads, seq, head_dim]`).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        // The tables are f32; in mixed precision they are applied in the activations' type.
+        let (cos, sin) = (
+            crate::precision::cast_to(self.cos.clone(), x.dtype()),
+            crate::precision::cast_to(self.sin.clone(), x.dtype()),
+        );
         let [_, _, _, head_dim] = x.dims();
         let half_dim = head_dim / 2;
         let first = x.clone().narrow(3, 0, half_dim);
         let second = x.clone().narrow(3, half_dim, half_dim);
         let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x * self.cos.clone() + rotated * self.sin.clone()
+        x * cos + rotated * sin
     }
 }
 

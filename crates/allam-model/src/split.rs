@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::device::is_cpu;
+use crate::precision::cast_to;
 
 /// Inputs with at most this many rows (tokens × sequences) are split; larger ones are
 /// compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
@@ -47,16 +48,18 @@ fn matmul_in_blocks(x: Tensor<2>, weight: Tensor<2>, blocks: usize) -> Tensor<2>
 }
 
 /// A [`Linear`] layer applied to `[batch, seq, d_in]`, through [`matmul_columns`].
+/// In mixed precision the (f32) weight and bias are cast to the input's type first.
 pub(crate) fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     let [batch, seq, d_in] = x.dims();
-    if batch * seq > MAX_ROWS || !is_cpu(&x.device()) {
+    let dtype = x.dtype();
+    if dtype == linear.weight.val().dtype() && (batch * seq > MAX_ROWS || !is_cpu(&x.device())) {
         return linear.forward(x);
     }
-    let weight = linear.weight.val();
+    let weight = cast_to(linear.weight.val(), dtype);
     let d_out = weight.dims()[1];
     let out = matmul_columns(x.reshape([batch * seq, d_in]), weight).reshape([batch, seq, d_out]);
     match &linear.bias {
-        Some(bias) => out + bias.val().reshape([1, 1, d_out]),
+        Some(bias) => out + cast_to(bias.val(), dtype).reshape([1, 1, d_out]),
         None => out,
     }
 }

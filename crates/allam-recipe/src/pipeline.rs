@@ -396,6 +396,7 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
             device: "cpu".into(),
             head_chunk_tokens: allam_train::config::head_chunk_tokens(),
             activation_checkpointing: Default::default(),
+            precision: Default::default(),
         },
         checkpoint: CheckpointSpec {
             every: None,

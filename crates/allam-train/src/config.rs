@@ -176,6 +176,42 @@ pub struct TrainSpec {
     /// backward pass (less memory, one more forward pass of compute).
     #[serde(default)]
     pub activation_checkpointing: crate::trainer::ActivationCheckpointing,
+    /// `f32`, or `bf16-mixed`: activations and products in bf16, f32 master weights, gradients
+    /// and AdamW moments (`allam_model::precision`).
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// The arithmetic of a run (`[train] precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    #[serde(rename = "f32")]
+    F32,
+    /// Forward and backward in bf16, with f32 where precision matters (norm statistics,
+    /// softmax, logits and the loss) and f32 weights, gradients and optimizer state.
+    #[serde(rename = "bf16-mixed")]
+    Bf16Mixed,
+}
+
+impl Precision {
+    /// Sets `model`'s compute type for this precision, or says why `device` cannot run it.
+    pub fn apply(self, model: &mut allam_model::Llama, device: &burn::tensor::Device) -> crate::Result<()> {
+        model.config.compute_dtype = match self {
+            Self::F32 => None,
+            Self::Bf16Mixed => {
+                if !device.supports_dtype(burn::tensor::FloatDType::BF16) {
+                    return Err(crate::TrainError::Config(format!(
+                        "[train] precision = \"bf16-mixed\": the device {device:?} has no bf16 arithmetic; \
+                         use precision = \"f32\""
+                    )));
+                }
+                Some(allam_model::StorageDtype::Bf16)
+            }
+        };
+        Ok(())
+    }
 }
 
 /// The default of `[train] head_chunk_tokens`.

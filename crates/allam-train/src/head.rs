@@ -16,7 +16,7 @@
 //! matrix products are the same three as autodiff's (forward, and the two of backward), so the
 //! cost is the same and the memory is one chunk's logits.
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::error::{Result, TrainError};
 
@@ -95,9 +95,11 @@ pub fn chunked_nll(
     targets.validate(vocab)?;
     let tracked = hidden.is_tracked() || weight.is_tracked();
     let h = hidden.clone().reshape([rows * len, hidden_size]);
+    // In mixed precision the hidden states are bf16: the head and cross-entropy run in f32.
+    let dtype = h.dtype();
     let pass = head_pass(
-        h.clone().without_autodiff(),
-        weight.clone().without_autodiff(),
+        h.clone().without_autodiff().cast(FloatDType::F32),
+        weight.clone().without_autodiff().cast(FloatDType::F32),
         &targets.targets,
         &targets.weights,
         chunk.max(1),
@@ -109,12 +111,21 @@ pub fn chunked_nll(
         return Ok(ChunkedNll { sum, per_row });
     };
     // Zero in value, the chunked gradients in backward.
-    let surrogate = (h * grad_h).sum() + (weight * grad_w).sum();
+    let surrogate = (h * grad_h.cast(dtype_of(dtype))).sum().cast(FloatDType::F32) + (weight * grad_w).sum();
     let zero = surrogate.clone() - surrogate.detach();
     Ok(ChunkedNll {
         sum: zero + sum,
         per_row,
     })
+}
+
+/// The float type of `dtype` (f32 for anything that is not a half type).
+fn dtype_of(dtype: DType) -> FloatDType {
+    match dtype {
+        DType::BF16 => FloatDType::BF16,
+        DType::F16 => FloatDType::F16,
+        _ => FloatDType::F32,
+    }
 }
 
 /// What one pass over the chunks produced: per-token weighted NLL `[tokens]` (no autodiff) and,

@@ -242,6 +242,8 @@ pub fn train(
     let mixture = open_data(config, run_dir, observer)?;
     let prepared = prepare_model(&config.model, run_dir, &device)?;
     let seq_len = mixture.manifest().seq_len;
+    let mut prepared = prepared;
+    config.train.precision.apply(&mut prepared.model, &device)?;
     let warmup = embedding_warmup(config, &prepared)?;
     let fingerprint = serde_json::json!({
         "objective": "language_modeling",
@@ -252,6 +254,7 @@ pub fn train(
         "micro_batch_size": config.train.micro_batch_size,
         "grad_accum": config.train.grad_accum,
         "replicas": config.train.replicas,
+        "precision": config.train.precision,
     });
     let resolved = serde_json::to_string_pretty(config).expect("the config serialises");
     crate::checkpoint::write_atomically(&run_dir.join("run_config.json"), resolved.as_bytes())?;
@@ -483,6 +486,8 @@ pub fn restore<O: Objective>(
     let device = trainer.model.device().without_autodiff();
     let (mut model, _) = load_model(&dir.join("model"), &device)?;
     model.config.rope_inv_freq_dtype = None;
+    // The run's compute type (mixed precision) is a setting of the run, not of the checkpoint.
+    model.config.compute_dtype = trainer.model.config.compute_dtype;
     trainer.model = trainable(model);
     trainer.optimizer = AdamW::load_for(
         &trainer.model,

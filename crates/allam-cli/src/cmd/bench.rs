@@ -79,6 +79,9 @@ pub struct BenchArgs {
     /// at once; default as `[train] head_chunk_tokens`).
     #[arg(long, default_value_t = allam_train::config::head_chunk_tokens())]
     head_chunk: usize,
+    /// Train: `f32` or `bf16-mixed` (`[train] precision`).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: allam_train::config::Precision,
     /// Train: recompute each decoder layer in the backward pass (`activation_checkpointing =
     /// "layers"`).
     #[arg(long)]
@@ -91,6 +94,11 @@ pub struct BenchArgs {
     json: bool,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+fn parse_precision(text: &str) -> std::result::Result<allam_train::config::Precision, String> {
+    serde_json::from_value(serde_json::json!(text))
+        .map_err(|_| format!("`{text}`: expected f32 or bf16-mixed"))
 }
 
 /// The shape benchmarked, after defaults.
@@ -359,8 +367,10 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
         head_chunk_tokens: args.head_chunk,
         frozen_reference: false,
         checkpoint_layers: args.checkpoint_layers,
+        bf16_mixed: args.precision == allam_train::config::Precision::Bf16Mixed,
     })?;
-    let model: Llama = shape.config(seq).init(device);
+    let mut model: Llama = shape.config(seq).init(device);
+    args.precision.apply(&mut model, device)?;
     let params = burn::module::Module::num_params(&model);
     let mut trainer = Trainer {
         model: trainable(model),
@@ -424,6 +434,8 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
         "shape": shape.json(params),
         "optimizer": "AdamW (0.9, 0.95, eps 1e-8, wd 0.1), global clip 1.0, lr 3e-4",
         "head_chunk_tokens": args.head_chunk,
+        "precision": args.precision,
+        "checkpoint_layers": args.checkpoint_layers,
         "planned_peak_mb": round(plan.total as f64 / 1048576.0, 1),
     }))
 }
