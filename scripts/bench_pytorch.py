@@ -144,6 +144,9 @@ def bench_train(s, args):
 
     model = make_model(s, s["seq"])
     model.train()
+    if args.checkpoint_layers:
+        # transformers' activation checkpointing per decoder layer (allam's --checkpoint-layers).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     decay = [p for n, p in model.named_parameters() if "norm" not in n]
     no_decay = [p for n, p in model.named_parameters() if "norm" in n]
     opt = torch.optim.AdamW(
@@ -154,7 +157,10 @@ def bench_train(s, args):
 
     def step():
         ids = torch.randint(0, s["vocab"], (s["batch"], s["seq"]), generator=gen).to(DEVICE)
-        loss = model(input_ids=ids, labels=ids).loss
+        # --precision bf16-mixed: torch.autocast over f32 weights (allam's precision = "bf16-mixed").
+        with torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16,
+                            enabled=args.precision == "bf16-mixed"):
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -242,6 +248,10 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (timings include a sync per step)")
+    p.add_argument("--precision", choices=["f32", "bf16-mixed"], default="f32",
+                   help="train: bf16-mixed runs the step under torch.autocast(bfloat16)")
+    p.add_argument("--checkpoint-layers", action="store_true",
+                   help="train: gradient checkpointing per decoder layer")
     args = p.parse_args()
     ensure_torch()
 
@@ -261,7 +271,8 @@ def main():
         out = {"train": bench_train, "decode": bench_decode, "prefill": bench_prefill}[kind](s, args)
         out.update({"peak_rss_mb": peak_rss_mb(), "device_memory_reserved_mb": device_memory_reserved_mb(),
                     "device": DEVICE, "steps": len(out["step_seconds"]), "warmup": args.warmup,
-                    "dtype": "f32", "threads": args.threads, "seed": args.seed,
+                    "dtype": "f32", "precision": args.precision, "checkpoint_layers": args.checkpoint_layers,
+                    "threads": args.threads, "seed": args.seed,
                     "torch": torch.__version__, "transformers": transformers.__version__})
         print(json.dumps(out), flush=True)
 

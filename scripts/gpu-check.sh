@@ -54,6 +54,14 @@ for kind in train decode prefill; do
     record "allam $kind vulkan" "exit $? $(tail -c 300 "$OUT/vulkan-$kind.json")"
 done
 
+# 2b. Real-scale training (issue 15): a ~1B Llama step in bf16-mixed, with and without activation
+#     checkpointing, against the memory plan (planned_peak_mb vs device_memory_reserved_mb).
+for extra in "" "--checkpoint-layers"; do
+    name="allam-train-1b-bf16${extra:+-ckpt}"
+    "$ALLAM" bench train --device cuda "${BIG[@]}" --seq 2048 --batch 4 --precision bf16-mixed $extra --json > "$OUT/$name.json" 2> "$OUT/$name.err"
+    record "allam train 1.1B bf16-mixed $extra" "exit $? $(tail -c 400 "$OUT/$name.json")"
+done
+
 # 3. PyTorch eager on the same GPU, same shapes (only where torch and transformers import).
 if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2> /dev/null; then
     for kind in train decode prefill; do
@@ -62,6 +70,28 @@ if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2> 
     done
     python3 scripts/bench_pytorch.py train --device cuda "${BIG[@]}" --seq 1024 --batch 4 > "$OUT/torch-train-1b.json" 2> "$OUT/torch-train-1b.err"
     record "torch train 1.1B" "exit $? $(tail -c 300 "$OUT/torch-train-1b.json")"
+    for extra in "" "--checkpoint-layers"; do
+        name="torch-train-1b-bf16${extra:+-ckpt}"
+        python3 scripts/bench_pytorch.py train --device cuda "${BIG[@]}" --seq 2048 --batch 4 --precision bf16-mixed $extra > "$OUT/$name.json" 2> "$OUT/$name.err"
+        record "torch train 1.1B bf16-mixed $extra" "exit $? $(tail -c 400 "$OUT/$name.json")"
+    done
 else
     record torch "not run: torch with CUDA does not import here"
 fi
+
+# 4. MFU of the bf16-mixed 1B steps against the H100's dense bf16 peak (989 TFLOP/s), counting
+#    6 · parameters FLOPs per token (recomputation not counted), and each step's planned peak.
+python3 - "$OUT" >> "$summary" 2>&1 <<'PYEOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+for name in ["allam-train-1b-bf16", "allam-train-1b-bf16-ckpt", "torch-train-1b-bf16", "torch-train-1b-bf16-ckpt"]:
+    try:
+        d = json.loads((out / f"{name}.json").read_text().strip().splitlines()[-1])
+    except Exception as e:  # a failed or missing run
+        print(f"mfu {name}: no result ({e})")
+        continue
+    params = d["shape"]["params"]
+    mfu = 6 * params * d["tokens_per_s"] / 989e12
+    print(f"mfu {name}: {mfu:.3f} ({d['tokens_per_s']} tokens/s, {params} parameters, "
+          f"memory reserved {d.get('device_memory_reserved_mb')} MB, planned {d.get('planned_peak_mb')} MiB)")
+PYEOF
