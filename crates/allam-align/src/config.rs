@@ -13,6 +13,7 @@
 //! [train]
 //! epochs = 3                          # or max_steps
 //! micro_batch_size = 4
+//! # precision, activation_checkpointing, head_chunk_tokens, device: as in RUN.toml
 //! [dpo]                               # DPO only
 //! beta = 0.1
 //! loss = "sigmoid"                    # sigmoid, ipo, hinge

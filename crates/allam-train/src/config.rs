@@ -20,6 +20,10 @@
 //! embedding_warmup_steps = 100    # only the new rows first (needs first_new_row or expansion.json);
 //! embedding_lr = 1e-4             # their own rate (default: [schedule] lr); the [schedule], warm-up
 //!                                 # included, starts when every weight trains
+//! precision = "bf16-mixed"        # or "f32" (default): bf16 compute, f32 weights and optimizer state
+//! activation_checkpointing = "layers" # or "none" (default): recompute each layer in backward
+//! head_chunk_tokens = 1024        # the output head and loss in chunks (0: all logits at once)
+//! device = "cuda"                 # or "cpu" (default), "vulkan", "wgpu"
 //! [checkpoint]
 //! every = 100
 //! keep = 3
