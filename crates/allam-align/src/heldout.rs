@@ -10,7 +10,7 @@ use allam_train::run::RunObserver;
 
 use crate::dpo::{DpoConfig, DpoExample};
 use crate::error::{AlignError, Result};
-use crate::stage::reference_logprobs;
+use crate::objectives::reference_logprobs;
 
 /// Held-out pairs and the reference model's log-probabilities of their responses.
 #[derive(Clone, Debug)]

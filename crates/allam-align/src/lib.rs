@@ -21,6 +21,7 @@ pub mod dpo;
 pub mod error;
 pub mod heldout;
 pub mod inspect;
+pub mod objectives;
 pub mod sft;
 pub mod stage;
 pub mod template;
@@ -34,6 +35,7 @@ pub use dpo::{
 pub use error::{AlignError, Result};
 pub use heldout::{HeldOutPairs, HeldOutRewards};
 pub use inspect::{MarkStyle, inspect_tokens};
+pub use objectives::{DpoObjective, Reference, SftObjective};
 pub use sft::{SftExample, SftRow, TruncationReport, pack_examples};
-pub use stage::{DpoObjective, Reference, SftObjective, run_dpo, run_sft};
+pub use stage::{run_dpo, run_sft};
 pub use template::{ChatTemplate, Segment, SpecialTokens};

@@ -463,7 +463,7 @@ fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Res
         allam_align::stage::ReferenceCache::read(&run_dir.join("reference_logprobs.json"))?.values;
     let pad = tokenizer.token_to_id("</s>").unwrap_or(0);
     let dpo = config.dpo.config();
-    let now = allam_align::stage::reference_logprobs(&policy.model, &examples, &dpo, pad, 8)?;
+    let now = allam_align::objectives::reference_logprobs(&policy.model, &examples, &dpo, pad, 8)?;
     let margins: Vec<f64> = now
         .iter()
         .zip(&reference)
