@@ -12,7 +12,7 @@ use crate::device::is_cpu;
 use crate::mlp::linear;
 use crate::precision::{cast_to, to_f32};
 use crate::rope::RotaryTables;
-use crate::split::project;
+use crate::split::{project, project_group};
 
 /// Multi-head attention whose query heads share `num_key_value_heads` key/value heads.
 ///
@@ -72,9 +72,10 @@ impl Attention {
         let groups = h / kvh;
         let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
 
-        let q = rope.apply(split(project(&self.q_proj, x.clone()), h));
-        let k = rope.apply(split(project(&self.k_proj, x.clone()), kvh));
-        let v = split(project(&self.v_proj, x), kvh);
+        let [q, k, v] = project_group([&self.q_proj, &self.k_proj, &self.v_proj], x);
+        let q = rope.apply(split(q, h));
+        let k = rope.apply(split(k, kvh));
+        let v = split(v, kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
             None => (k, v),

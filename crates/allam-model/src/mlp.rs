@@ -5,7 +5,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::LlamaConfig;
-use crate::split::project;
+use crate::split::{project, project_group};
 
 /// `down(silu(gate(x)) ⊙ up(x))`, with biases when `mlp_bias`.
 ///
@@ -35,8 +35,8 @@ impl SwiGlu {
 
     /// Applies the block.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(project(&self.gate_proj, x.clone()));
-        project(&self.down_proj, gate * project(&self.up_proj, x))
+        let [gate, up] = project_group([&self.gate_proj, &self.up_proj], x);
+        project(&self.down_proj, silu(gate) * up)
     }
 }
 

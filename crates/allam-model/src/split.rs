@@ -64,6 +64,57 @@ pub(crate) fn project(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     }
 }
 
+/// Several [`Linear`] layers applied to the same `x` (q/k/v, or gate/up). On decode-sized inputs
+/// on the CPU every layer's column blocks go to the thread pool as one parallel section — one
+/// hand-off per group instead of one per layer; otherwise each layer is [`project`]ed alone.
+pub(crate) fn project_group<const N: usize>(linears: [&Linear; N], x: Tensor<3>) -> [Tensor<3>; N] {
+    let [batch, seq, d_in] = x.dims();
+    let dtype = x.dtype();
+    let threads = rayon::current_num_threads();
+    let grouped = batch * seq <= MAX_ROWS
+        && is_cpu(&x.device())
+        && threads >= 2
+        && linears.iter().all(|l| l.weight.val().dtype() == dtype);
+    if !grouped {
+        return linears.map(|l| project(l, x.clone()));
+    }
+    let rows = x.reshape([batch * seq, d_in]);
+    // (layer, column range) tasks: each layer cut into about `threads` blocks.
+    let mut tasks = Vec::new();
+    for (index, linear) in linears.iter().enumerate() {
+        let d_out = linear.weight.val().dims()[1];
+        let width = d_out.div_ceil(threads).max(MIN_BLOCK_COLUMNS);
+        let mut start = 0;
+        while start < d_out {
+            let end = (start + width).min(d_out);
+            tasks.push((index, start, end));
+            start = end;
+        }
+    }
+    let parts: Vec<(usize, Tensor<2>)> = tasks
+        .into_par_iter()
+        .map(|(index, start, end)| {
+            let weight = linears[index].weight.val();
+            let d_in = weight.dims()[0];
+            (index, rows.clone().matmul(weight.slice([0..d_in, start..end])))
+        })
+        .collect();
+    std::array::from_fn(|index| {
+        let blocks: Vec<Tensor<2>> = parts
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, t)| t.clone())
+            .collect();
+        let out = Tensor::cat(blocks, 1);
+        let d_out = out.dims()[1];
+        let out = out.reshape([batch, seq, d_out]);
+        match &linears[index].bias {
+            Some(bias) => out + bias.val().reshape([1, 1, d_out]),
+            None => out,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +181,42 @@ mod tests {
         );
         let (one, one_s) = matrix(1, 16, 5);
         assert_product(matmul_columns(one, w), &one_s, &ws, [1, 16, 1024]);
+    }
+
+    #[test]
+    fn a_group_gives_each_layers_own_product() {
+        let device = Device::flex();
+        let init = burn::nn::Initializer::Uniform { min: -1.0, max: 1.0 };
+        let layers = [
+            crate::mlp::linear(32, 300, true, &init, &device),
+            crate::mlp::linear(32, 128, false, &init, &device),
+            crate::mlp::linear(32, 7, true, &init, &device),
+        ];
+        let biased = |l: &Linear| {
+            let mut l = l.clone();
+            if let Some(b) = &l.bias {
+                let d = b.val().dims()[0];
+                let values: Vec<f32> = (0..d).map(|i| i as f32 * 0.01).collect();
+                l.bias = Some(burn::module::Param::from_tensor(Tensor::from_data(
+                    TensorData::new(values, [d]),
+                    &device,
+                )));
+            }
+            l
+        };
+        let layers = layers.map(|l| biased(&l));
+        for rows in [1, 3, MAX_ROWS, MAX_ROWS + 1] {
+            let (x, _) = matrix(rows, 32, 9);
+            let x = x.reshape([1, rows, 32]);
+            let grouped = project_group([&layers[0], &layers[1], &layers[2]], x.clone());
+            for (layer, got) in layers.iter().zip(grouped) {
+                let want: Vec<f32> = layer.forward(x.clone()).into_data().try_into_vec().unwrap();
+                let got: Vec<f32> = got.into_data().try_into_vec().unwrap();
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "rows {rows}: {a} vs {b}");
+                }
+            }
+        }
     }
 }
