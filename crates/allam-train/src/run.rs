@@ -473,7 +473,15 @@ pub fn restore<O: Objective>(
     dir: &Path,
     fingerprint: &serde_json::Value,
 ) -> Result<()> {
-    let state = read_state(dir)?;
+    let mut state = read_state(dir)?;
+    // Checkpoints written before mixed precision existed were f32 runs.
+    if let Some(saved) = state.fingerprint.as_object_mut()
+        && fingerprint.get("precision").is_some()
+    {
+        saved
+            .entry("precision")
+            .or_insert_with(|| serde_json::json!("f32"));
+    }
     if &state.fingerprint != fingerprint {
         return Err(TrainError::checkpoint(
             dir,

@@ -90,3 +90,32 @@ fn a_device_without_bf16_refuses_mixed_precision_at_the_start() {
         );
     }
 }
+
+#[test]
+fn a_checkpoint_from_before_mixed_precision_resumes_as_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_run(dir.path(), 4, 2);
+    let run = dir.path().join("run");
+    train(&config, &run, &options(2, Start::Fresh), &Quiet).unwrap();
+    // What an older allam wrote: no "precision" in the fingerprint (and no files.json).
+    let checkpoint = run.join("checkpoints/step-00000002");
+    let path = checkpoint.join("trainer_state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state["fingerprint"]
+        .as_object_mut()
+        .unwrap()
+        .remove("precision")
+        .unwrap();
+    std::fs::write(&path, state.to_string()).unwrap();
+    std::fs::remove_file(checkpoint.join("files.json")).unwrap();
+    train(&config, &run, &options(4, Start::Resume), &Quiet).unwrap();
+    assert_eq!(losses(&run).len(), 4);
+    // As bf16-mixed it is another run setup.
+    let mut mixed = config.clone();
+    mixed.train.precision = Precision::Bf16Mixed;
+    let error = train(&mixed, &run, &options(4, Start::Resume), &Quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("different run setup"), "{error}");
+}
