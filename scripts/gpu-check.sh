@@ -58,7 +58,7 @@ done
 #     checkpointing, against the memory plan (planned_peak_mb vs device_memory_reserved_mb).
 for extra in "" "--checkpoint-layers"; do
     name="allam-train-1b-bf16${extra:+-ckpt}"
-    "$ALLAM" bench train --device cuda "${BIG[@]}" --seq 2048 --batch 4 --precision bf16-mixed $extra --json > "$OUT/$name.json" 2> "$OUT/$name.err"
+    "$ALLAM" bench train --device cuda "${BIG[@]}" --seq 2048 --batch 1 --precision bf16-mixed $extra --json > "$OUT/$name.json" 2> "$OUT/$name.err"
     record "allam train 1.1B bf16-mixed $extra" "exit $? $(tail -c 400 "$OUT/$name.json")"
 done
 
@@ -72,7 +72,7 @@ if python3 -c 'import torch, transformers; assert torch.cuda.is_available()' 2> 
     record "torch train 1.1B" "exit $? $(tail -c 300 "$OUT/torch-train-1b.json")"
     for extra in "" "--checkpoint-layers"; do
         name="torch-train-1b-bf16${extra:+-ckpt}"
-        python3 scripts/bench_pytorch.py train --device cuda "${BIG[@]}" --seq 2048 --batch 4 --precision bf16-mixed $extra > "$OUT/$name.json" 2> "$OUT/$name.err"
+        python3 scripts/bench_pytorch.py train --device cuda "${BIG[@]}" --seq 2048 --batch 1 --precision bf16-mixed $extra > "$OUT/$name.json" 2> "$OUT/$name.err"
         record "torch train 1.1B bf16-mixed $extra" "exit $? $(tail -c 400 "$OUT/$name.json")"
     done
 else
