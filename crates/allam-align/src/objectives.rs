@@ -53,6 +53,20 @@ impl Order {
         }
     }
 
+    /// What a checkpoint saves: the cursor.
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "cursor": self.cursor })
+    }
+
+    /// Goes back to a saved [`Order::state`].
+    fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
+        let cursor = state["cursor"]
+            .as_u64()
+            .ok_or_else(|| allam_train::TrainError::Config("saved data state: no cursor".into()))?;
+        self.seek(cursor);
+        Ok(())
+    }
+
     fn take(&mut self, k: usize) -> Vec<usize> {
         (0..k)
             .map(|_| {
@@ -93,10 +107,6 @@ impl SftObjective {
     }
 }
 
-fn state_error(e: impl std::fmt::Display) -> allam_train::TrainError {
-    allam_train::TrainError::Config(format!("saved data state: {e}"))
-}
-
 impl Objective for SftObjective {
     type Batch = Vec<SftRow>;
 
@@ -121,11 +131,6 @@ impl Objective for SftObjective {
         batch.iter().map(|r| r.input_ids.len()).sum()
     }
 
-    fn loss(&self, model: &Llama, batch: &Vec<SftRow>) -> allam_train::Result<LossOutput> {
-        let (tokens, _) = sft_batch(batch)?;
-        self.loss_from_hidden(model, model.hidden_states(&tokens)?, batch)
-    }
-
     fn model_input(&self, batch: &Vec<SftRow>) -> Option<allam_train::Result<TokenBatch>> {
         Some(sft_batch(batch).map(|(tokens, _)| tokens))
     }
@@ -145,13 +150,11 @@ impl Objective for SftObjective {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "cursor": self.order.cursor })
+        self.order.state()
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
-        let cursor = state["cursor"].as_u64().ok_or_else(|| state_error("no cursor"))?;
-        self.order.seek(cursor);
-        Ok(())
+        self.order.restore(state)
     }
 }
 
@@ -318,9 +321,8 @@ impl PolicyLogprobs {
         let coefficients = d
             .leaf
             .grad(&grads)
-            .map(host)
             .ok_or_else(|| AlignError::Input("the DPO loss does not depend on the policy".into()))?;
-        let attached = row_logprob_gradient(d.hidden, d.weight, &d.targets, &coefficients, d.chunk)?;
+        let attached = row_logprob_gradient(d.hidden, d.weight, &d.targets, coefficients, d.chunk)?;
         Ok(attached + value)
     }
 }
@@ -398,13 +400,11 @@ impl Objective for DpoObjective {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "cursor": self.order.cursor })
+        self.order.state()
     }
 
     fn restore(&mut self, state: &serde_json::Value) -> allam_train::Result<()> {
-        let cursor = state["cursor"].as_u64().ok_or_else(|| state_error("no cursor"))?;
-        self.order.seek(cursor);
-        Ok(())
+        self.order.restore(state)
     }
 
     fn evaluate(&self, model: &Llama) -> allam_train::Result<BTreeMap<String, f64>> {

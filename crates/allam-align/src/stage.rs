@@ -279,23 +279,18 @@ fn cached_reference(
 #[allow(clippy::too_many_arguments)]
 fn run_stage<O: Objective>(
     config: &AlignConfig,
-    prepared: PreparedModel,
+    mut prepared: PreparedModel,
     objective: O,
     max_steps: u64,
     stop_at: Option<u64>,
-    fingerprint: serde_json::Value,
+    mut fingerprint: serde_json::Value,
     run_dir: &Path,
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    let mut prepared = prepared;
     let device = prepared.model.device();
     config.train.precision.apply(&mut prepared.model, &device)?;
-    let fingerprint = {
-        let mut f = fingerprint;
-        f["precision"] = serde_json::json!(config.train.precision);
-        f
-    };
+    fingerprint["precision"] = serde_json::json!(config.train.precision);
     let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
     let mut trainer = Trainer {
         model: trainable(prepared.model),

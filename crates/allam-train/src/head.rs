@@ -84,7 +84,7 @@ pub fn chunked_nll(
     targets: &WeightedTargets,
     chunk: usize,
 ) -> Result<ChunkedNll> {
-    let [rows, len, hidden_size] = hidden.dims();
+    let [rows, len, _] = hidden.dims();
     let vocab = weight.dims()[1];
     if (rows, len) != (targets.rows, targets.len) {
         return Err(TrainError::Config(format!(
@@ -93,6 +93,20 @@ pub fn chunked_nll(
         )));
     }
     targets.validate(vocab)?;
+    let device = hidden.device().without_autodiff();
+    let weights = Tensor::<2>::from_data(TensorData::new(targets.weights.clone(), [rows * len, 1]), &device);
+    Ok(weighted_nll(hidden, weight, &targets.targets, weights, chunk))
+}
+
+/// [`chunked_nll`] with the weights already on the device (`[tokens, 1]`, without autodiff).
+fn weighted_nll(
+    hidden: Tensor<3>,
+    weight: Tensor<2>,
+    targets: &[u32],
+    weights: Tensor<2>,
+    chunk: usize,
+) -> ChunkedNll {
+    let [rows, len, hidden_size] = hidden.dims();
     let tracked = hidden.is_tracked() || weight.is_tracked();
     let h = hidden.clone().reshape([rows * len, hidden_size]);
     // In mixed precision the hidden states are bf16: the head and cross-entropy run in f32.
@@ -100,23 +114,23 @@ pub fn chunked_nll(
     let pass = head_pass(
         h.clone().without_autodiff().cast(FloatDType::F32),
         weight.clone().without_autodiff().cast(FloatDType::F32),
-        &targets.targets,
-        &targets.weights,
+        targets,
+        weights,
         chunk.max(1),
         tracked,
     );
     let per_row = pass.nll.reshape([rows, len]).sum_dim(1).reshape([rows]);
     let sum = per_row.clone().sum();
     let Some((grad_h, grad_w)) = pass.grads else {
-        return Ok(ChunkedNll { sum, per_row });
+        return ChunkedNll { sum, per_row };
     };
     // Zero in value, the chunked gradients in backward.
     let surrogate = (h * grad_h.cast(dtype_of(dtype))).sum().cast(FloatDType::F32) + (weight * grad_w).sum();
     let zero = surrogate.clone() - surrogate.detach();
-    Ok(ChunkedNll {
+    ChunkedNll {
         sum: zero + sum,
         per_row,
-    })
+    }
 }
 
 /// The float type of `dtype` (f32 for anything that is not a half type).
@@ -139,7 +153,7 @@ fn head_pass(
     h: Tensor<2>,
     weight: Tensor<2>,
     targets: &[u32],
-    weights: &[f32],
+    weights: Tensor<2>,
     chunk: usize,
     with_grads: bool,
 ) -> HeadPass {
@@ -155,8 +169,7 @@ fn head_pass(
         let h_chunk = h.clone().slice([start..end, 0..hidden_size]);
         let ids: Vec<i64> = targets[start..end].iter().map(|&t| i64::from(t)).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
-        let coefficients =
-            Tensor::<2>::from_data(TensorData::new(weights[start..end].to_vec(), [n, 1]), &device);
+        let coefficients = weights.clone().slice([start..end, 0..1]);
         let log_probs = log_softmax(h_chunk.clone().matmul(weight.clone()), 1);
         let picked = log_probs.clone().gather(1, ids.clone());
         nll.push((picked.neg() * coefficients.clone()).reshape([n]));
@@ -206,32 +219,32 @@ pub fn row_logprobs(
 
 /// A tensor worth 0 whose gradient is that of `Σ_r coefficients_r · row_logprobs_r`: how a loss
 /// that is non-linear in the rows' log-probabilities (DPO) reaches the model without the full
-/// logits. Find the coefficients (`∂loss/∂row_logprobs`) on the rows' values first, with the
-/// loss on a leaf tensor, then add this to the loss's value.
+/// logits. Find the coefficients (`∂loss/∂row_logprobs`, `[rows]` on the device: nothing is read
+/// back) on the rows' values first, with the loss on a leaf tensor, then add this to the loss's
+/// value.
 pub fn row_logprob_gradient(
     hidden: Tensor<3>,
     weight: Tensor<2>,
     targets: &WeightedTargets,
-    coefficients: &[f32],
+    coefficients: Tensor<1>,
     chunk: usize,
 ) -> Result<Tensor<1>> {
-    if coefficients.len() != targets.rows {
+    let [rows, len, _] = hidden.dims();
+    if coefficients.dims() != [targets.rows] || (rows, len) != (targets.rows, targets.len) {
         return Err(TrainError::Config(format!(
-            "{} coefficients for {} rows",
-            coefficients.len(),
-            targets.rows
+            "{:?} coefficients and {}×{} targets for hidden states of {rows}×{len}",
+            coefficients.dims(),
+            targets.rows,
+            targets.len
         )));
     }
+    targets.validate(weight.dims()[1])?;
     // Σ_r c_r Σ_t w_t log p_t = Σ_t (−c_r w_t) · (−log p_t): a chunked NLL with those weights.
-    let scaled = WeightedTargets {
-        weights: targets
-            .weights
-            .iter()
-            .enumerate()
-            .map(|(i, w)| -coefficients[i / targets.len.max(1)] * w)
-            .collect(),
-        ..targets.clone()
-    };
-    let sum = chunked_nll(hidden, weight, &scaled, chunk)?.sum;
+    let device = coefficients.device();
+    let mask = Tensor::<2>::from_data(TensorData::new(targets.weights.clone(), [rows, len]), &device);
+    let weights = (mask * coefficients.reshape([rows, 1]))
+        .neg()
+        .reshape([rows * len, 1]);
+    let sum = weighted_nll(hidden, weight, &targets.targets, weights, chunk).sum;
     Ok(sum.clone() - sum.detach())
 }

@@ -61,8 +61,15 @@ pub trait Objective {
     /// Tokens the model reads for this micro-batch (for tokens/s).
     fn tokens(&self, batch: &Self::Batch) -> usize;
 
-    /// The loss summed over the batch's units.
-    fn loss(&self, model: &Llama, batch: &Self::Batch) -> Result<LossOutput>;
+    /// The loss summed over the batch's units: by default [`Objective::loss_from_hidden`] of the
+    /// model's hidden states of [`Objective::model_input`]; objectives that provide neither
+    /// implement this instead.
+    fn loss(&self, model: &Llama, batch: &Self::Batch) -> Result<LossOutput> {
+        let input = self.model_input(batch).ok_or_else(|| {
+            TrainError::Config("this objective gives neither its loss nor its model input".into())
+        })??;
+        self.loss_from_hidden(model, model.hidden_states(&input)?, batch)
+    }
 
     /// The tokens the model reads for `batch`, for objectives whose loss is a function of the
     /// final hidden states ([`Objective::loss_from_hidden`]): those can train with activation
@@ -157,11 +164,6 @@ impl Objective for LanguageModeling {
 
     fn tokens(&self, batch: &PackedBatch) -> usize {
         batch.input_ids.len()
-    }
-
-    fn loss(&self, model: &Llama, batch: &PackedBatch) -> Result<LossOutput> {
-        let hidden = model.hidden_states(&packed_input(batch)?)?;
-        self.loss_from_hidden(model, hidden, batch)
     }
 
     fn model_input(&self, batch: &PackedBatch) -> Option<Result<TokenBatch>> {

@@ -240,9 +240,8 @@ pub fn train(
     let device = allam_model::device::select(&config.train.device)
         .map_err(|e| TrainError::Config(format!("[train] device: {e}")))?;
     let mixture = open_data(config, run_dir, observer)?;
-    let prepared = prepare_model(&config.model, run_dir, &device)?;
+    let mut prepared = prepare_model(&config.model, run_dir, &device)?;
     let seq_len = mixture.manifest().seq_len;
-    let mut prepared = prepared;
     config.train.precision.apply(&mut prepared.model, &device)?;
     let warmup = embedding_warmup(config, &prepared)?;
     let fingerprint = serde_json::json!({

@@ -27,9 +27,6 @@ impl Objective for Fixed {
     fn tokens(&self, batch: &Self::Batch) -> usize {
         batch.1.len()
     }
-    fn loss(&self, model: &Llama, batch: &Self::Batch) -> allam_train::Result<LossOutput> {
-        self.loss_from_hidden(model, model.hidden_states(&batch.0)?, batch)
-    }
     fn model_input(&self, batch: &Self::Batch) -> Option<allam_train::Result<TokenBatch>> {
         Some(Ok(batch.0.clone()))
     }

@@ -1,5 +1,5 @@
 //! `allam sft`, `allam sft inspect` and `allam dpo`: the alignment stages from the shell.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -9,6 +9,8 @@ use allam_align::{AlignConfig, MarkStyle, SftExample, inspect_tokens, load_conve
 use allam_model::TextTokenizer;
 
 use allam_recipe::{Display, StepBar};
+
+use allam_train::Start;
 
 use crate::cmd::train::RunArgs;
 
@@ -43,40 +45,49 @@ pub enum SftSubcommand {
 pub fn sft(command: SftCommand, display: Display) -> Result<()> {
     match (command.command, command.args) {
         (Some(SftSubcommand::Inspect { config, n, color }), _) => inspect(config, n, color),
-        (None, Some(args)) => {
-            let config = AlignConfig::load(&args.config)?;
-            if args.plan {
-                let plan = config
-                    .plan(Stage::Sft, args.model_config.as_deref())
-                    .with_context(|| format!("planning {}", args.config.display()))?;
-                return args.print_plan(&plan);
-            }
-            let bar = StepBar::new("sft", display);
-            let summary = allam_align::run_sft(&config, args.out(), args.max_steps, args.start()?, &bar);
-            bar.finish();
-            let summary = summary
-                .with_context(|| format!("SFT {} into {}", args.config.display(), args.out().display()))?;
-            println!("{}", serde_json::to_string(&summary)?);
-            Ok(())
-        }
+        (None, Some(args)) => run_stage(args, Stage::Sft, display, |config, out, steps, start, bar| {
+            allam_align::run_sft(config, out, steps, start, bar)
+        }),
         (None, None) => anyhow::bail!("give --config and --out (or the inspect subcommand)"),
     }
 }
 
 /// Runs `allam dpo`.
 pub fn dpo(args: RunArgs, display: Display) -> Result<()> {
+    run_stage(args, Stage::Dpo, display, |config, out, steps, start, bar| {
+        allam_align::run_dpo(config, out, steps, start, bar)
+    })
+}
+
+/// `--plan`, or the stage run into `--out` with its summary printed as JSON.
+fn run_stage<S: serde::Serialize>(
+    args: RunArgs,
+    stage: Stage,
+    display: Display,
+    run: impl FnOnce(&AlignConfig, &Path, Option<u64>, Start, &StepBar) -> allam_align::Result<S>,
+) -> Result<()> {
     let config = AlignConfig::load(&args.config)?;
+    let name = match stage {
+        Stage::Sft => "sft",
+        Stage::Dpo => "dpo",
+    };
     if args.plan {
         let plan = config
-            .plan(Stage::Dpo, args.model_config.as_deref())
+            .plan(stage, args.model_config.as_deref())
             .with_context(|| format!("planning {}", args.config.display()))?;
         return args.print_plan(&plan);
     }
-    let bar = StepBar::new("dpo", display);
-    let summary = allam_align::run_dpo(&config, args.out(), args.max_steps, args.start()?, &bar);
+    let bar = StepBar::new(name, display);
+    let summary = run(&config, args.out(), args.max_steps, args.start()?, &bar);
     bar.finish();
-    let summary =
-        summary.with_context(|| format!("DPO {} into {}", args.config.display(), args.out().display()))?;
+    let summary = summary.with_context(|| {
+        format!(
+            "{} {} into {}",
+            name.to_uppercase(),
+            args.config.display(),
+            args.out().display()
+        )
+    })?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

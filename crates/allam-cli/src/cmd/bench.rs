@@ -241,11 +241,6 @@ impl Objective for RandomTokens {
         batch.input_ids.len()
     }
 
-    fn loss(&self, model: &Llama, batch: &PackedBatch) -> allam_train::Result<LossOutput> {
-        let hidden = model.hidden_states(&packed_input(batch)?)?;
-        self.loss_from_hidden(model, hidden, batch)
-    }
-
     fn model_input(&self, batch: &PackedBatch) -> Option<allam_train::Result<TokenBatch>> {
         Some(packed_input(batch))
     }
