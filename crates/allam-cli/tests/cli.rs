@@ -1,28 +1,9 @@
 //! The `allam` binary's contract: `logits`, `generate`, `export`, `score`, `ppl`, and errors without panics (`eval` in `eval.rs`).
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
+use std::process::Output;
 
-fn allam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allam"))
-        .args(args)
-        .output()
-        .expect("run allam")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
+use common::{allam, fixture, json};
 
 /// `--device` reaches the model: the reference logits on every device of
 /// `allam_model::device::test_devices`.

@@ -1,10 +1,10 @@
 //! An error about a configuration key names the configuration file and the key.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::repo;
 
 /// The example configuration `name` with `from` replaced by `to`, written into `dir`.
 fn edited(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {

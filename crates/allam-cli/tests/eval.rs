@@ -1,29 +1,8 @@
 //! `allam eval`: accuracy overall and per subject, examples from a dev split, the settings it
 //! used, `--log-samples`, and errors that name the file and line.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-fn allam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allam"))
-        .args(args)
-        .output()
-        .expect("run allam")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
+use common::{allam, fixture, json};
 
 #[test]
 fn eval_reports_accuracy_overall_and_per_subject() {

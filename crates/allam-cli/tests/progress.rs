@@ -1,11 +1,10 @@
 //! Progress of long commands when stderr is not a terminal (a CI log): plain lines with the
 //! position, loss, tokens per second and time left; `--quiet` shows none.
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::repo;
 
 /// Runs `allam` with stderr captured (a pipe, not a terminal); `every` sets ALLAM_PROGRESS_EVERY.
 fn allam(args: &[&str], every: Option<&str>) -> Output {

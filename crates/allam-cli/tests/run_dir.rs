@@ -1,25 +1,13 @@
 //! A real crash: `allam pretrain` killed with SIGKILL mid-run, then the rules of the run
 //! directory as a user meets them — a second writer refused while the first runs, a fresh start
 //! refused over the killed run, `--resume` cleaning up and continuing, `--overwrite` starting over.
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn allam(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allam"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("allam runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{allam_in_repo as allam, repo, stderr};
 
 /// The tiny example run, checkpointing every 2 steps, long enough to be killed while it runs.
 fn long_config(dir: &Path) -> PathBuf {

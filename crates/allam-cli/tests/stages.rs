@@ -1,10 +1,10 @@
 //! `allam pretrain`, `plot`, `model average`, `sft` and `dpo` on the example configurations.
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::repo;
 
 fn allam(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_allam"))
