@@ -3,6 +3,12 @@
 //! - `sgemm_1024`: a 1024³ matrix product — the peak that MFU figures are measured against
 //!   (throughput in FLOP: 2·1024³ per iteration);
 //! - `head_2048x512x32000`: the untied output head of the 56M training config (2,048 tokens);
+//! - `ffn_up_2048x512x1376`, `ffn_dx_2048x1376x512t`, `ffn_dw_512tx2048x1376`: one FFN projection
+//!   of that config forward and its two backward products, which multiply by transposed views
+//!   (`t` marks the transposed operand) — the shapes `scripts/roofline.py sgemm` runs through
+//!   PyTorch, numpy's OpenBLAS and any `cblas_sgemm` library;
+//! - `head_dx_2048x32000x512t`, `prefill_gate_512x576x1536`: the head's input gradient, and one
+//!   SmolLM2 projection of a 512-token prefill;
 //! - `matvec_576x1536`: one decode-step projection of the SmolLM2 shape (a single row);
 //! - `softmax_causal_9x512x512`: masked attention probabilities for one layer of a 512-token prefill;
 //! - `attention_{composed,fused}_9x512x512`: that layer's whole attention (9 query heads on 3 KV
@@ -38,6 +44,37 @@ fn bench(c: &mut Criterion) {
     group.bench_function("head_2048x512x32000", |bench| {
         bench.iter(|| x.clone().matmul(w.clone()).into_data())
     });
+
+    // The FFN products of a training step, and the backward products through transposed views
+    // (as Burn's autodiff forms them: `grad · wᵀ` and `xᵀ · grad`).
+    // (name, lhs shape, rhs shape, lhs transposed, rhs transposed)
+    type Product = (&'static str, [usize; 2], [usize; 2], bool, bool);
+    let products: [Product; 5] = [
+        ("ffn_up_2048x512x1376", [2048, 512], [512, 1376], false, false),
+        ("ffn_dx_2048x1376x512t", [2048, 1376], [512, 1376], false, true),
+        ("ffn_dw_512tx2048x1376", [2048, 512], [2048, 1376], true, false),
+        (
+            "head_dx_2048x32000x512t",
+            [2048, 32000],
+            [512, 32000],
+            false,
+            true,
+        ),
+        ("prefill_gate_512x576x1536", [512, 576], [576, 1536], false, false),
+    ];
+    for (name, lhs_shape, rhs_shape, lhs_t, rhs_t) in products {
+        let (lhs, rhs) = (random(lhs_shape, &device), random(rhs_shape, &device));
+        let (lhs, rhs) = (
+            if lhs_t { lhs.transpose() } else { lhs },
+            if rhs_t { rhs.transpose() } else { rhs },
+        );
+        let [m, k] = lhs.dims();
+        let n = rhs.dims()[1];
+        group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        group.bench_function(name, |bench| {
+            bench.iter(|| lhs.clone().matmul(rhs.clone()).into_data())
+        });
+    }
 
     let (row, w) = (random([1, 576], &device), random([576, 1536], &device));
     group.throughput(Throughput::Elements(2 * 576 * 1536));

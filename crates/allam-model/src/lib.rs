@@ -31,6 +31,7 @@ pub mod expand;
 pub mod generate;
 pub mod hf_config;
 pub mod layer;
+mod matvec;
 pub mod mlp;
 pub mod model;
 pub mod precision;
@@ -38,6 +39,8 @@ pub mod pretrained;
 pub mod rope;
 pub mod score;
 mod split;
+#[cfg(test)]
+mod testing;
 pub mod text;
 
 pub use batch::{PaddingSide, TokenBatch};

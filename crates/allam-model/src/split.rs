@@ -6,17 +6,20 @@
 //! so decoding used one core of however many there are. Splitting the weight's output columns
 //! into one block per thread and running the blocks with `rayon` puts every core to work on the
 //! memory-bound weight reads; the per-block results are then concatenated (a few KB).
+//!
+//! f32 tensors on the Flex backend take [`crate::matvec`] instead, which reads the weights in
+//! place; the blocks of Burn products here remain for the other cases (bf16 compute on the CPU).
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::device::is_cpu;
+use crate::matvec::{self, MAX_ROWS};
 use crate::precision::cast_to;
 
-/// Inputs with at most this many rows (tokens × sequences) are split; larger ones are
-/// compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
-/// runs one product as one kernel, and blocks would only add launches and a copy.
-const MAX_ROWS: usize = 8;
+// Inputs with at most `MAX_ROWS` rows (tokens × sequences) are split; larger ones are
+// compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
+// runs one product as one kernel, and blocks would only add launches and a copy.
 /// Blocks narrower than this are not worth a thread.
 const MIN_BLOCK_COLUMNS: usize = 128;
 
@@ -26,7 +29,13 @@ pub(crate) fn matmul_columns(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
     let [rows, _] = x.dims();
     let d_out = weight.dims()[1];
     let blocks = rayon::current_num_threads().min(d_out / MIN_BLOCK_COLUMNS);
-    if rows > MAX_ROWS || blocks < 2 || !is_cpu(&x.device()) {
+    if rows > MAX_ROWS || !is_cpu(&x.device()) {
+        return x.matmul(weight);
+    }
+    if let Some(out) = matvec::products(&x, std::slice::from_ref(&weight)).and_then(|mut v| v.pop()) {
+        return out;
+    }
+    if blocks < 2 {
         return x.matmul(weight);
     }
     matmul_in_blocks(x, weight, blocks)
@@ -79,6 +88,19 @@ pub(crate) fn project_group<const N: usize>(linears: [&Linear; N], x: Tensor<3>)
         return linears.map(|l| project(l, x.clone()));
     }
     let rows = x.reshape([batch * seq, d_in]);
+    let with_bias = |index: usize, out: Tensor<2>| {
+        let d_out = out.dims()[1];
+        let out = out.reshape([batch, seq, d_out]);
+        match &linears[index].bias {
+            Some(bias) => out + bias.val().reshape([1, 1, d_out]),
+            None => out,
+        }
+    };
+    let weights = linears.map(|l| l.weight.val());
+    if let Some(outputs) = matvec::products(&rows, &weights) {
+        let mut outputs = outputs.into_iter();
+        return std::array::from_fn(|index| with_bias(index, outputs.next().expect("one output per weight")));
+    }
     // (layer, column range) tasks: each layer cut into about `threads` blocks.
     let mut tasks = Vec::new();
     for (index, linear) in linears.iter().enumerate() {
@@ -105,82 +127,40 @@ pub(crate) fn project_group<const N: usize>(linears: [&Linear; N], x: Tensor<3>)
             .filter(|(i, _)| *i == index)
             .map(|(_, t)| t.clone())
             .collect();
-        let out = Tensor::cat(blocks, 1);
-        let d_out = out.dims()[1];
-        let out = out.reshape([batch, seq, d_out]);
-        match &linears[index].bias {
-            Some(bias) => out + bias.val().reshape([1, 1, d_out]),
-            None => out,
-        }
+        with_bias(index, Tensor::cat(blocks, 1))
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_product, matrix};
     use burn::tensor::{Device, TensorData};
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-
-    /// A `[rows, cols]` matrix of seeded uniform values in [-1, 1), with its host copy.
-    fn matrix(rows: usize, cols: usize, seed: u64) -> (Tensor<2>, Vec<f32>) {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let tensor = Tensor::from_data(TensorData::new(values.clone(), [rows, cols]), &Device::flex());
-        (tensor, values)
-    }
-
-    /// Asserts `got` = `x · w` (host, row-major `[n, k]` and `[k, m]`) up to float rounding: any
-    /// summation order of a length-k dot product is within k·ε·Σ|x·w| of the exact value, so this
-    /// bound holds for every kernel while a wrong block or column is off by O(1).
-    fn assert_product(got: Tensor<2>, x: &[f32], w: &[f32], [n, k, m]: [usize; 3]) {
-        assert_eq!(got.dims(), [n, m]);
-        let got: Vec<f32> = got.into_data().try_into_vec().unwrap();
-        for i in 0..n {
-            for j in 0..m {
-                let terms = (0..k).map(|p| f64::from(x[i * k + p]) * f64::from(w[p * m + j]));
-                let exact: f64 = terms.clone().sum();
-                let bound = k as f64 * f64::from(f32::EPSILON) * terms.map(f64::abs).sum::<f64>();
-                let error = (f64::from(got[i * m + j]) - exact).abs();
-                assert!(
-                    error <= bound,
-                    "[{i}, {j}]: {} vs {exact} (bound {bound})",
-                    got[i * m + j]
-                );
-            }
-        }
-    }
 
     #[test]
     fn blocks_give_the_plain_product() {
         let (x, xs) = matrix(3, 96, 1);
         let (w, ws) = matrix(96, 301, 2);
         for blocks in [2, 3, 7] {
-            assert_product(
-                matmul_in_blocks(x.clone(), w.clone(), blocks),
-                &xs,
-                &ws,
-                [3, 96, 301],
-            );
+            let got = matmul_in_blocks(x.clone(), w.clone(), blocks);
+            assert_product(&got, &xs, |p, j| ws[p * 301 + j], [3, 96, 301]);
         }
         // A transposed (strided) weight, as for a tied output head.
         let transposed: Vec<f32> = (0..301 * 96).map(|i| ws[(i % 96) * 301 + i / 96]).collect();
         let table = Tensor::<2>::from_data(TensorData::new(transposed, [301, 96]), &Device::flex());
-        assert_product(matmul_in_blocks(x, table.transpose(), 4), &xs, &ws, [3, 96, 301]);
+        let got = matmul_in_blocks(x, table.transpose(), 4);
+        assert_product(&got, &xs, |p, j| ws[p * 301 + j], [3, 96, 301]);
     }
 
     #[test]
     fn matmul_columns_is_the_plain_product_on_every_path() {
         let (w, ws) = matrix(16, 1024, 3);
         let (many, many_s) = matrix(MAX_ROWS + 1, 16, 4);
-        assert_product(
-            matmul_columns(many, w.clone()),
-            &many_s,
-            &ws,
-            [MAX_ROWS + 1, 16, 1024],
-        );
+        let got = matmul_columns(many, w.clone());
+        assert_product(&got, &many_s, |p, j| ws[p * 1024 + j], [MAX_ROWS + 1, 16, 1024]);
         let (one, one_s) = matrix(1, 16, 5);
-        assert_product(matmul_columns(one, w), &one_s, &ws, [1, 16, 1024]);
+        let got = matmul_columns(one, w);
+        assert_product(&got, &one_s, |p, j| ws[p * 1024 + j], [1, 16, 1024]);
     }
 
     #[test]
