@@ -8,6 +8,7 @@
 //! continued pretraining on the paper's mixture (and an English-only control) → SFT → DPO, with an
 //! evaluation after every stage; writes `runs/reproduce/report.md`.
 fn main() {
+    allam::train::heap::keep_freed_memory();
     let path = std::env::args()
         .nth(1)
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recipes/toy.toml").into());

@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod head;
+pub mod heap;
 pub mod loss;
 pub mod objective;
 pub mod optim;
