@@ -2,7 +2,7 @@
 //!
 //! A decode step multiplies one row per sequence by every weight matrix once: it is bound by how
 //! fast the weights stream from memory, not by arithmetic. Burn's Flex backend runs such a
-//! product through `gemm`'s matrix-vector path at ~17 GB/s, of the ~33 GB/s that this 2-core
+//! product through `gemm`'s matrix-vector path at ≈ 17 GB/s, of the ≈ 34 GB/s that this 2-core
 //! machine reads (`scripts/roofline.py bandwidth`; docs/PERFORMANCE.md). Here the f32 weights are
 //! read in place from the Flex tensors' storage (`Tensor::try_into_primitive`, no copy), each
 //! thread streaming one contiguous stretch of memory, which the hardware prefetchers follow:
