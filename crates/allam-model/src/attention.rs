@@ -8,6 +8,7 @@ use burn::tensor::{DType, Device, Tensor};
 
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
+use crate::cpu_attention;
 use crate::device::is_cpu;
 use crate::mlp::linear;
 use crate::precision::{cast_to, to_f32};
@@ -90,13 +91,19 @@ impl Attention {
         let out = if fused {
             // Flex's fused kernel: one head's scores at a time, in cache, heads in parallel; K/V
             // heads shared natively. The bias is broadcast, not copied.
-            let bias = bias.reshape([batch, 1, seq, keys]).expand([batch, h, seq, keys]);
-            let options = AttentionModuleOptions {
-                scale: Some(scale),
-                softcap: None,
-                is_causal: false,
-            };
-            attention(q, k, v, None, Some(bias), options)
+            let bias = bias.reshape([batch, 1, seq, keys]);
+            match cpu_attention::attention(&q, &k, &v, &bias, scale as f32) {
+                Some(out) => out,
+                None => {
+                    let bias = bias.expand([batch, h, seq, keys]);
+                    let options = AttentionModuleOptions {
+                        scale: Some(scale),
+                        softcap: None,
+                        is_causal: false,
+                    };
+                    attention(q, k, v, None, Some(bias), options)
+                }
+            }
         } else {
             // Composed of differentiable ops. The query heads that share a KV head are folded
             // into the sequence axis, so K and V are not copied per query head.

@@ -25,6 +25,7 @@ pub mod batch;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+mod cpu_attention;
 pub mod device;
 pub mod error;
 pub mod expand;
@@ -39,6 +40,7 @@ pub mod pretrained;
 pub mod rope;
 pub mod score;
 mod split;
+mod storage;
 #[cfg(test)]
 mod testing;
 pub mod text;

@@ -17,12 +17,10 @@
 //! parallel section. Anything else — another backend or dtype, an autodiff tensor, more than
 //! [`MAX_ROWS`] rows, a layout with neither stride 1 — returns `None`, and the caller multiplies
 //! through Burn as before.
-use burn::backend::{BackendTypes, Flex};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-/// The Flex backend's float tensor (storage, layout and dtype).
-type FlexFloat = <Flex as BackendTypes>::FloatTensorPrimitive;
+use crate::storage::{FlexFloat, flex_f32, strided};
 
 /// Inputs with more rows than this are compute-bound products for the backend's gemm.
 pub(crate) const MAX_ROWS: usize = 8;
@@ -47,33 +45,17 @@ impl View<'_> {
     }
 }
 
-/// The Flex primitive of `tensor`, when it is a plain (not autodiff) f32 tensor on Flex.
-fn flex(tensor: &Tensor<2>) -> Option<FlexFloat> {
-    if tensor.dtype() != DType::F32 {
-        return None;
-    }
-    tensor.clone().try_into_primitive::<Flex>().ok()
-}
-
-/// A view of `primitive`'s storage, if its strides are non-negative and every element is in it.
+/// A 2-D view of `primitive`'s storage (see [`strided`]).
 fn view(primitive: &FlexFloat) -> Option<View<'_>> {
-    let layout = primitive.layout();
-    let (rows, cols, row_stride, col_stride) = layout.as_2d_strides()?;
-    let (row_stride, col_stride) = (
-        usize::try_from(row_stride).ok()?,
-        usize::try_from(col_stride).ok()?,
-    );
-    let data = primitive.storage::<f32>();
-    let view = View {
-        data,
-        offset: layout.start_offset(),
-        rows,
-        cols,
-        row_stride,
-        col_stride,
-    };
-    let last = view.index(rows.checked_sub(1)?, cols.checked_sub(1)?);
-    (last < data.len()).then_some(view)
+    let s = strided::<2>(primitive)?;
+    Some(View {
+        data: s.data,
+        offset: s.offset,
+        rows: s.shape[0],
+        cols: s.shape[1],
+        row_stride: s.strides[0],
+        col_stride: s.strides[1],
+    })
 }
 
 /// `x · weight` for every weight of `weights` (each `[d_in, d_out]`, any strides), as one parallel
@@ -83,14 +65,14 @@ pub(crate) fn products(x: &Tensor<2>, weights: &[Tensor<2>]) -> Option<Vec<Tenso
     if rows == 0 || rows > MAX_ROWS || weights.is_empty() {
         return None;
     }
-    let x_primitive = flex(x)?;
+    let x_primitive = flex_f32(x)?;
     let x_view = view(&x_primitive)?;
     // The rows of x, contiguous (a few KB).
     let x_rows: Vec<f32> = (0..rows)
         .flat_map(|r| (0..d_in).map(move |i| (r, i)))
         .map(|(r, i)| x_view.data[x_view.index(r, i)])
         .collect();
-    let primitives = weights.iter().map(flex).collect::<Option<Vec<_>>>()?;
+    let primitives = weights.iter().map(flex_f32).collect::<Option<Vec<_>>>()?;
     let views = primitives.iter().map(view).collect::<Option<Vec<_>>>()?;
     if views
         .iter()
@@ -252,6 +234,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
     use crate::testing::{assert_product, matrix};
+    use burn::tensor::DType;
 
     #[test]
     fn row_major_weights_of_a_group() {
