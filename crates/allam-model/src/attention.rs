@@ -89,8 +89,9 @@ impl Attention {
         // repeated per query head.
         let fused = !q.is_autodiff() && is_cpu(&q.device()) && q.dtype() == DType::F32;
         let out = if fused {
-            // Flex's fused kernel: one head's scores at a time, in cache, heads in parallel; K/V
-            // heads shared natively. The bias is broadcast, not copied.
+            // Our CPU kernel (blocks of queries against only the keys their mask shows), or
+            // else Flex's fused one (one head's full scores at a time, heads in parallel); both
+            // share K/V heads natively and read the bias broadcast, not copied.
             let bias = bias.reshape([batch, 1, seq, keys]);
             match cpu_attention::attention(&q, &k, &v, &bias, scale as f32) {
                 Some(out) => out,
