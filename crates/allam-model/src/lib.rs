@@ -26,6 +26,7 @@ pub mod cache;
 pub mod checkpoint;
 pub mod config;
 mod cpu_attention;
+mod cpu_swiglu;
 pub mod device;
 pub mod error;
 pub mod expand;
