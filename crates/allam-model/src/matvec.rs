@@ -20,7 +20,7 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::storage::{FlexFloat, flex_f32, strided};
+use crate::storage::{Strided, flex_f32, strided};
 
 /// Inputs with more rows than this are compute-bound products for the backend's gemm.
 pub(crate) const MAX_ROWS: usize = 8;
@@ -28,35 +28,8 @@ pub(crate) const MAX_ROWS: usize = 8;
 /// SmolLM2 layer's products give the pool a few dozen bands).
 const BAND_ELEMENTS: usize = 64 * 1024;
 
-/// A 2-D f32 view into a Flex tensor's storage.
-struct View<'a> {
-    data: &'a [f32],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl View<'_> {
-    /// Element `[row, col]` sits at `offset + row · row_stride + col · col_stride`.
-    fn index(&self, row: usize, col: usize) -> usize {
-        self.offset + row * self.row_stride + col * self.col_stride
-    }
-}
-
-/// A 2-D view of `primitive`'s storage (see [`strided`]).
-fn view(primitive: &FlexFloat) -> Option<View<'_>> {
-    let s = strided::<2>(primitive)?;
-    Some(View {
-        data: s.data,
-        offset: s.offset,
-        rows: s.shape[0],
-        cols: s.shape[1],
-        row_stride: s.strides[0],
-        col_stride: s.strides[1],
-    })
-}
+/// A weight or input as a 2-D view of its storage: `shape` `[rows, cols]`, `strides` likewise.
+type View<'a> = Strided<'a, 2>;
 
 /// `x · weight` for every weight of `weights` (each `[d_in, d_out]`, any strides), as one parallel
 /// section; `None` where the module's conditions do not hold (then nothing was computed).
@@ -66,17 +39,17 @@ pub(crate) fn products(x: &Tensor<2>, weights: &[Tensor<2>]) -> Option<Vec<Tenso
         return None;
     }
     let x_primitive = flex_f32(x)?;
-    let x_view = view(&x_primitive)?;
+    let x_view = strided::<2>(&x_primitive)?;
     // The rows of x, contiguous (a few KB).
     let x_rows: Vec<f32> = (0..rows)
         .flat_map(|r| (0..d_in).map(move |i| (r, i)))
-        .map(|(r, i)| x_view.data[x_view.index(r, i)])
+        .map(|(r, i)| x_view.data[x_view.index([r, i])])
         .collect();
     let primitives = weights.iter().map(flex_f32).collect::<Option<Vec<_>>>()?;
-    let views = primitives.iter().map(view).collect::<Option<Vec<_>>>()?;
+    let views = primitives.iter().map(strided::<2>).collect::<Option<Vec<_>>>()?;
     if views
         .iter()
-        .any(|w| w.rows != d_in || (w.col_stride != 1 && w.row_stride != 1))
+        .any(|w| w.shape[0] != d_in || (w.strides[1] != 1 && w.strides[0] != 1))
     {
         return None;
     }
@@ -90,9 +63,9 @@ pub(crate) fn products(x: &Tensor<2>, weights: &[Tensor<2>]) -> Option<Vec<Tenso
         .map(|band| band.product(&x_rows, rows, &views[band.matrix]))
         .collect();
     // Row bands hold partial sums of the whole `[rows, d_out]`; column bands hold their columns.
-    let mut outputs: Vec<Vec<f32>> = views.iter().map(|w| vec![0.0; rows * w.cols]).collect();
+    let mut outputs: Vec<Vec<f32>> = views.iter().map(|w| vec![0.0; rows * w.shape[1]]).collect();
     for (band, result) in bands.iter().zip(&results) {
-        let (out, d_out) = (&mut outputs[band.matrix], views[band.matrix].cols);
+        let (out, d_out) = (&mut outputs[band.matrix], views[band.matrix].shape[1]);
         if band.over_rows {
             out.iter_mut().zip(result).for_each(|(o, r)| *o += r);
         } else {
@@ -108,7 +81,7 @@ pub(crate) fn products(x: &Tensor<2>, weights: &[Tensor<2>]) -> Option<Vec<Tenso
         outputs
             .into_iter()
             .zip(&views)
-            .map(|(values, w)| Tensor::from_data(TensorData::new(values, [rows, w.cols]), &device))
+            .map(|(values, w)| Tensor::from_data(TensorData::new(values, [rows, w.shape[1]]), &device))
             .collect(),
     )
 }
@@ -126,12 +99,9 @@ impl Band {
     /// The bands of matrix `matrix`, each about [`BAND_ELEMENTS`] weights (row bands a multiple
     /// of four rows, for the four-row passes).
     fn cut(matrix: usize, w: &View) -> impl Iterator<Item = Band> {
-        let over_rows = w.col_stride == 1;
-        let (length, line) = if over_rows {
-            (w.rows, w.cols)
-        } else {
-            (w.cols, w.rows)
-        };
+        let over_rows = w.strides[1] == 1;
+        let [rows, cols] = w.shape;
+        let (length, line) = if over_rows { (rows, cols) } else { (cols, rows) };
         let mut step = BAND_ELEMENTS.div_ceil(line.max(1)).max(1);
         if over_rows {
             step = step.next_multiple_of(4);
@@ -150,7 +120,7 @@ impl Band {
         let mut out = vec![
             0.0f32;
             rows * if self.over_rows {
-                w.cols
+                w.shape[1]
             } else {
                 self.end - self.start
             }
@@ -175,10 +145,10 @@ fn band_product_avx2(band: &Band, x: &[f32], rows: usize, w: &View, out: &mut [f
 
 #[inline(always)]
 fn band_product(band: &Band, x: &[f32], rows: usize, w: &View, out: &mut [f32]) {
-    let (d_in, d_out) = (w.rows, w.cols);
+    let [d_in, d_out] = w.shape;
     if band.over_rows {
         // Rows i..i+4 of W at once, into every row of x (the weights are read once).
-        let row = |i: usize| &w.data[w.index(i, 0)..w.index(i, 0) + d_out];
+        let row = |i: usize| &w.data[w.index([i, 0])..w.index([i, 0]) + d_out];
         let mut i = band.start;
         while i + 4 <= band.end {
             let (w0, w1, w2, w3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
@@ -202,7 +172,7 @@ fn band_product(band: &Band, x: &[f32], rows: usize, w: &View, out: &mut [f32]) 
         // Transposed view: column j of w is contiguous; each output is one dot product.
         let width = band.end - band.start;
         for j in band.start..band.end {
-            let column = &w.data[w.index(0, j)..w.index(0, j) + d_in];
+            let column = &w.data[w.index([0, j])..w.index([0, j]) + d_in];
             for r in 0..rows {
                 out[r * width + j - band.start] = dot(&x[r * d_in..(r + 1) * d_in], column);
             }

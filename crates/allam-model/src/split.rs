@@ -7,6 +7,10 @@
 //! into one block per thread and running the blocks with `rayon` puts every core to work on the
 //! memory-bound weight reads; the per-block results are then concatenated (a few KB).
 //!
+//! Only inputs of at most [`MAX_ROWS`] rows (tokens × sequences) are split; larger ones are
+//! compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
+//! runs one product as one kernel, and blocks would only add launches and a copy.
+//!
 //! f32 tensors on the Flex backend take [`crate::matvec`] instead, which reads the weights in
 //! place; the blocks of Burn products here remain for the other cases (bf16 compute on the CPU).
 use burn::nn::Linear;
@@ -17,9 +21,6 @@ use crate::device::is_cpu;
 use crate::matvec::{self, MAX_ROWS};
 use crate::precision::cast_to;
 
-// Inputs with at most `MAX_ROWS` rows (tokens × sequences) are split; larger ones are
-// compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
-// runs one product as one kernel, and blocks would only add launches and a copy.
 /// Blocks narrower than this are not worth a thread.
 const MIN_BLOCK_COLUMNS: usize = 128;
 
