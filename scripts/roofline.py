@@ -17,6 +17,7 @@ sgemm`, same shapes and names. Every library gets the same thread count (`--thre
 
     scripts/.venv/bin/python scripts/roofline.py sgemm [--threads 2] [--lib /usr/lib/.../libopenblas.so.0]
     scripts/.venv/bin/python scripts/roofline.py bandwidth [--threads 2]
+    scripts/.venv/bin/python scripts/roofline.py decode [--threads 2]
 
 `sgemm` prints one JSON line per (library, shape): `library`, `shape`, `m`, `k`, `n`, `seconds` (best of the
 repeats), `gflops`. The shapes (`m × k · k × n`, with `ᵀ` where an operand is the transposed view the
@@ -26,6 +27,10 @@ vocab 32,000) and one SmolLM2 prefill projection.
 `bandwidth` sums a 1 GiB f32 array (far beyond the caches) split over `--threads` threads (numpy
 releases the GIL inside the sum) and prints the best read rate of `--repeats` passes, with 1 thread
 and with `--threads`: a decode step reads every weight once, so tokens/s ≤ GB/s ÷ weight bytes.
+
+`decode` times the 211 matrix-vector products of one SmolLM2-135M decode step alone (30 layers × q, k,
+v, o, gate, up, down with `[d_in, d_out]` weights, then the tied head against the `[49152, 576]`
+table's transpose; 538 MB of f32 weights) through numpy (OpenBLAS) and torch, best of `--repeats`.
 """
 import argparse
 import ctypes
@@ -115,9 +120,40 @@ def bandwidth(np, threads, repeats):
               flush=True)
 
 
+def decode(np, repeats):
+    import torch
+
+    rng = np.random.default_rng(0)
+    shapes = [(576, 576), (576, 192), (576, 192), (576, 576), (576, 1536), (576, 1536), (1536, 576)]
+    layers = [[rng.standard_normal(s, dtype=np.float32) for s in shapes] for _ in range(30)]
+    table = rng.standard_normal((49152, 576), dtype=np.float32)
+    nbytes = sum(w.nbytes for layer in layers for w in layer) + table.nbytes
+    inputs = {d: rng.standard_normal((1, d), dtype=np.float32) for d in (576, 1536)}
+
+    def step(weights, head, x):
+        for layer in weights:
+            for w in layer:
+                x[w.shape[0]] @ w
+        x[576] @ head.T
+
+    torch_layers = [[torch.from_numpy(w) for w in layer] for layer in layers]
+    torch_table = torch.from_numpy(table)
+    torch_inputs = {d: torch.from_numpy(x) for d, x in inputs.items()}
+    runs = {
+        f"numpy {np.__version__}": lambda: step(layers, table, inputs),
+        f"torch {torch.__version__}": lambda: step(torch_layers, torch_table, torch_inputs),
+    }
+    with torch.inference_mode():
+        for library, run in runs.items():
+            seconds = best_seconds(run, repeats)
+            print(json.dumps({"measure": "decode_step_products", "library": library, "products": 211,
+                              "bytes": nbytes, "seconds": round(seconds, 6),
+                              "gb_per_s": round(nbytes / seconds / 1e9, 2)}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("measure", choices=["sgemm", "bandwidth"])
+    parser.add_argument("measure", choices=["sgemm", "bandwidth", "decode"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--lib", action="append", default=[], help="a shared library with cblas_sgemm")
@@ -129,6 +165,12 @@ def main():
 
     if args.measure == "bandwidth":
         bandwidth(np, args.threads, args.repeats)
+        return 0
+    if args.measure == "decode":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        decode(np, args.repeats)
         return 0
     runs = []
     only = set(args.only or ["torch", "numpy", "cblas"])
