@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tokenizers::Tokenizer;
 use tokenizers::models::bpe::BPE;
+use tokenizers::{PreTokenizerWrapper, Tokenizer};
 
+use crate::arabic_marks::attach_marks;
 use crate::byte_level;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
@@ -18,7 +19,8 @@ use crate::io::{load_tokenizer, write_atomic};
 use crate::merge::{BaseBpe, BpeFamily, MergePriority, merge_vocab};
 use crate::normalize::{ArabicNormalization, TextPipeline, compose_normalizer};
 use crate::report::{
-    ArabicFertility, ExpansionReport, FertilityReport, MergeSummary, NonArabicCheck, TrainingSummary,
+    ArabicFertility, ExpansionReport, FertilityReport, MergeSummary, NonArabicCheck, PreTokenizerSummary,
+    TrainingSummary,
 };
 use crate::script::is_arabic;
 use crate::stats::measure;
@@ -33,6 +35,13 @@ pub struct ExpansionConfig {
     pub pad_to_multiple: Option<u32>,
     /// Arabic normalisation before training (recorded in the output normalizer). Off by default.
     pub normalization: ArabicNormalization,
+    /// Byte-level bases: rewrite the pre-tokenizer's regexes so that Arabic combining marks stay with the
+    /// letters they follow, for training and in the output ([`crate::arabic_marks`]); text without those
+    /// marks is split exactly as by the base. On by default; a pre-tokenizer that cannot be rewritten
+    /// faithfully is then an error. Off keeps the base's pre-tokenizer. Byte-fallback bases are never
+    /// changed.
+    #[serde(default = "default_true")]
+    pub arabic_marks_pre_tokenizer: bool,
     /// Where the learned merges sit in the priority list.
     pub priority: MergePriority,
     /// Minimum pair frequency for the trainer.
@@ -56,6 +65,7 @@ impl ExpansionConfig {
             vocab_size,
             pad_to_multiple: None,
             normalization: ArabicNormalization::default(),
+            arabic_marks_pre_tokenizer: true,
             priority: MergePriority::default(),
             min_frequency: 2,
             max_token_length: Some(24),
@@ -102,6 +112,10 @@ impl ExpansionConfig {
         }
         Ok(())
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The largest vocabulary an expansion may produce: 2,097,152 entries (8× the largest in use).
@@ -157,9 +171,10 @@ pub fn expand(
     }
     let needed = (config.vocab_size - base_bpe.vocab_size) as usize;
     let normalizer = compose_normalizer(&config.normalization, base.get_normalizer())?;
+    let (pre_tokenizer, pre_tokenizer_summary) = choose_pre_tokenizer(base, base_bpe.family, config)?;
     let pipeline = TextPipeline {
         normalizer: normalizer.clone(),
-        pre_tokenizer: base.get_pre_tokenizer().cloned(),
+        pre_tokenizer: pre_tokenizer.clone(),
     };
 
     // Learn enough to cover what the base already has and what will be dropped (and, for byte-level
@@ -203,6 +218,7 @@ pub fn expand(
     let mut tokenizer = base.clone();
     tokenizer.with_model(model);
     tokenizer.with_normalizer(normalizer.clone());
+    tokenizer.with_pre_tokenizer(pre_tokenizer);
     check_reloads_the_same(&tokenizer, final_size)?;
     let expanded = ExpandedTokenizer {
         tokenizer,
@@ -249,6 +265,7 @@ pub fn expand(
         padding: final_size - config.vocab_size,
         normalization: config.normalization,
         priority: config.priority,
+        pre_tokenizer: pre_tokenizer_summary,
         training: TrainingSummary {
             requested_pieces: requested,
             learned_pieces: arabic.len(),
@@ -283,6 +300,48 @@ pub fn expand(
         tokenizer: expanded,
         report,
     })
+}
+
+/// The pre-tokenizer of the expanded tokenizer (and of training), with what was done: for byte-level
+/// bases the base's rewritten by [`attach_marks`] unless `config` turns that off; otherwise the base's.
+fn choose_pre_tokenizer(
+    base: &Tokenizer,
+    family: BpeFamily,
+    config: &ExpansionConfig,
+) -> Result<(Option<PreTokenizerWrapper>, PreTokenizerSummary)> {
+    let kept = |note: &str| {
+        Ok((
+            base.get_pre_tokenizer().cloned(),
+            PreTokenizerSummary {
+                arabic_marks_attached: false,
+                note: note.to_string(),
+            },
+        ))
+    };
+    if family == BpeFamily::ByteFallback {
+        return kept(
+            "base pre-tokenizer kept: a byte-fallback base has no regex that separates marks from letters",
+        );
+    }
+    if !config.arabic_marks_pre_tokenizer {
+        return kept("base pre-tokenizer kept (arabic_marks_pre_tokenizer = false)");
+    }
+    let Some(base_pre) = base.get_pre_tokenizer() else {
+        return kept("the base has no pre-tokenizer");
+    };
+    match attach_marks(base_pre)? {
+        Some(rewritten) => Ok((
+            Some(rewritten),
+            PreTokenizerSummary {
+                arabic_marks_attached: true,
+                note:
+                    "letter classes \\p{L} of the pre-tokenizer regexes extended with the Arabic combining \
+                       marks; text without them is split as by the base"
+                        .to_string(),
+            },
+        )),
+        None => kept("base pre-tokenizer kept: it has no \\p{L} letter class to extend"),
+    }
 }
 
 /// [`expand`] from files: reads `base_path`, writes `out_dir/tokenizer.json`,

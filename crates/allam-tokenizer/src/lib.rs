@@ -8,7 +8,7 @@
 //! | stage | input → output | module |
 //! |---|---|---|
 //! | read corpora | `.txt` / `.jsonl` (plain, gzip, zstd) → documents, streamed | [`corpus`] |
-//! | prepare text | base normalizer (+ optional [`ArabicNormalization`]) and pre-tokenizer → Arabic words with `▁` (byte-level: `Ġ`, in byte symbols) | [`normalize`], [`byte_level`] |
+//! | prepare text | base normalizer (+ optional [`ArabicNormalization`]) and pre-tokenizer (byte-level: its regexes rewritten to keep Arabic marks with their letters) → Arabic words with `▁` (byte-level: `Ġ`, in byte symbols) | [`normalize`], [`byte_level`], [`arabic_marks`] |
 //! | learn | documents → [`ArabicVocab`] (the `tokenizers` BPE trainer) | [`train`] |
 //! | merge | [`BaseBpe`] + [`ArabicVocab`] → [`MergedVocab`], every new piece verified reachable | [`merge`] |
 //! | whole expansion | [`ExpansionConfig`] → [`ExpandedTokenizer`] + [`ExpansionReport`] | [`expand`](mod@expand), [`report`] |
@@ -34,13 +34,19 @@
 //! 4. The vocabulary ends at exactly the requested size, or is padded to the requested multiple with
 //!    reserved entries.
 //! 5. Arabic fertility is reported for the base, the Arabic vocabulary alone and the merged tokenizer.
+//! 6. Byte-level bases (unless [`ExpansionConfig::arabic_marks_pre_tokenizer`] is off): the pre-tokenizer
+//!    keeps Arabic combining marks with the letters they follow ([`arabic_marks`]), and every text without
+//!    those marks — all non-Arabic text, and Arabic without diacritics — is split exactly as by the base
+//!    (tested in `tests/arabic_marks.rs`). Decoding gives vowelled text back byte for byte.
 //!
 //! Supported bases ([`BpeFamily`]): byte-fallback BPE with `▁` word marks (Llama-2, Mistral), and
 //! byte-level BPE — a `ByteLevel` pre-tokenizer, alone (GPT-2 regex) or after a `Split` regex (Llama-3,
-//! Qwen2), with or without `ignore_merges`. WordPiece, Unigram, WordLevel, BPE without either byte
+//! Qwen2), with or without `ignore_merges`. Byte-fallback bases keep their pre-tokenizer (none, or
+//! `Metaspace`): nothing in them separates a mark from its letter. WordPiece, Unigram, WordLevel, BPE without either byte
 //! fallback or a `ByteLevel` pre-tokenizer, and BPE with subword affixes get [`Error::UnsupportedBase`].
 #![warn(missing_docs)]
 
+pub mod arabic_marks;
 pub mod byte_level;
 pub mod corpus;
 pub mod error;
@@ -61,7 +67,7 @@ pub use fixture::{ByteLevelStyle, train_byte_level_style, train_llama_style};
 pub use io::load_tokenizer;
 pub use merge::{BaseBpe, BpeFamily, MergePriority, MergedVocab, merge_vocab};
 pub use normalize::{ArabicNormalization, TextPipeline};
-pub use report::ExpansionReport;
+pub use report::{ExpansionReport, PreTokenizerSummary};
 pub use script::Script;
 pub use stats::{TokenizerStats, measure, render_table};
 pub use tokenizers::Tokenizer;

@@ -39,6 +39,9 @@ pub struct ExpansionReport {
     pub normalization: ArabicNormalization,
     /// Where the learned merges sit relative to the base merges.
     pub priority: MergePriority,
+    /// Whether the pre-tokenizer was rewritten to keep Arabic marks with their letters, and why (not).
+    #[serde(default)]
+    pub pre_tokenizer: PreTokenizerSummary,
     /// The training run.
     pub training: TrainingSummary,
     /// The merge.
@@ -50,6 +53,16 @@ pub struct ExpansionReport {
     pub non_arabic_check: NonArabicCheck,
     /// Wall time of the whole expansion, seconds.
     pub seconds: f64,
+}
+
+/// What became of the base's pre-tokenizer ([`crate::arabic_marks`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PreTokenizerSummary {
+    /// The expanded tokenizer's pre-tokenizer (and the one the Arabic words were learned through) keeps
+    /// Arabic combining marks with the letters they follow.
+    pub arabic_marks_attached: bool,
+    /// What was done, or why the base's pre-tokenizer was kept.
+    pub note: String,
 }
 
 /// The Arabic vocabulary training run.
