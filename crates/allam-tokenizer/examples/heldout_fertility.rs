@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! cargo run --release -p allam-tokenizer --example heldout_fertility -- \
-//!     --base B/tokenizer.json --corpus F.jsonl [--field text] --hold-out 500 --vocab-size N \
-//!     [--min-frequency 1] [--normalize-arabic] [--priority after-base] --english E.txt --out DIR
+//!     --base B/tokenizer.json --corpus F.jsonl [--field text] (--hold-out 500 | --hold-out-every 10) \
+//!     --vocab-size N [--min-frequency 1] [--normalize-arabic] [--keep-base-pre-tokenizer] \
+//!     [--priority after-base] --english E.txt --out DIR
 //! ```
 //!
 //! The corpus's documents are split: all but the last `--hold-out` are the training corpus
-//! (`DIR/train.jsonl`), the last ones the held-out texts (`DIR/heldout.jsonl`). The expansion is written
+//! (`DIR/train.jsonl`), the last ones the held-out texts (`DIR/heldout.jsonl`); or, with
+//! `--hold-out-every N`, every N-th document (the N-th, 2N-th, ...) is held out. The expansion is written
 //! to `DIR/` (`tokenizer.json`, `expansion-report.json`). Every line of the English file is then encoded
 //! with the base and the expanded tokenizer (special tokens added, as a model would see it) and the lines
 //! whose ids differ are counted. With `--normalize-arabic` the base is also measured on the normalised
@@ -16,6 +18,9 @@
 //! "pre-tokens/word" is what the base pre-tokenizer leaves to the model:
 //! the held-out pre-tokens holding Arabic per Arabic word, a floor on tokens per word for any expansion
 //! that keeps that pre-tokenizer (byte-level bases; `-` where the tokenizer has no pre-tokenizer).
+//! "pre-tokenizer" says whether the expansion kept Arabic marks with their letters (`marks`) or kept the
+//! base's (`base`); "decoded = input" counts the held-out texts that the expanded tokenizer decodes back
+//! byte for byte (normalisation deletes diacritics, so its decode differs).
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +87,11 @@ fn run() -> Result<(), Failure> {
     };
     let base_path = PathBuf::from(one("base")?);
     let field = one("field").unwrap_or_else(|_| "text".into());
-    let hold_out: usize = one("hold-out")?.parse()?;
+    let every: Option<usize> = one("hold-out-every").ok().map(|n| n.parse()).transpose()?;
+    let hold_out: usize = match every {
+        Some(_) => 0,
+        None => one("hold-out")?.parse()?,
+    };
     let out = PathBuf::from(one("out")?);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
@@ -90,16 +99,32 @@ fn run() -> Result<(), Failure> {
     let docs: Vec<String> = Corpus::new([one("corpus")?], &field)
         .documents()
         .collect::<Result<_, _>>()?;
-    if hold_out >= docs.len() {
-        return Err(format!(
-            "--hold-out {hold_out} leaves no training documents of {}",
-            docs.len()
-        )
-        .into());
-    }
-    let (train, heldout) = docs.split_at(docs.len() - hold_out);
+    let (train, heldout): (Vec<String>, Vec<String>) = match every {
+        Some(n) if n >= 2 => {
+            let (held, kept): (Vec<_>, Vec<_>) =
+                docs.into_iter().enumerate().partition(|(i, _)| (i + 1) % n == 0);
+            (
+                kept.into_iter().map(|(_, d)| d).collect(),
+                held.into_iter().map(|(_, d)| d).collect(),
+            )
+        }
+        Some(n) => return Err(format!("--hold-out-every {n}: must be at least 2").into()),
+        None if hold_out >= docs.len() => {
+            return Err(format!(
+                "--hold-out {hold_out} leaves no training documents of {}",
+                docs.len()
+            )
+            .into());
+        }
+        None => {
+            let mut docs = docs;
+            let heldout = docs.split_off(docs.len() - hold_out);
+            (docs, heldout)
+        }
+    };
+    let heldout = &heldout[..];
     let (train_path, heldout_path) = (out.join("train.jsonl"), out.join("heldout.jsonl"));
-    write_jsonl(&train_path, train)?;
+    write_jsonl(&train_path, &train)?;
     write_jsonl(&heldout_path, heldout)?;
 
     let mut config = ExpansionConfig::new(one("vocab-size")?.parse()?);
@@ -108,11 +133,12 @@ fn run() -> Result<(), Failure> {
     if normalize {
         config.normalization = ArabicNormalization::all();
     }
+    config.arabic_marks_pre_tokenizer = !f.contains_key("keep-base-pre-tokenizer");
     if one("priority").as_deref() == Ok("after-base") {
         config.priority = MergePriority::AfterBase;
     }
     config.eval_corpus = Some(Corpus::new([&heldout_path], "text"));
-    config.eval_documents = hold_out;
+    config.eval_documents = heldout.len();
     let expansion = expand_files(&base_path, &Corpus::new([&train_path], "text"), &config, &out)?;
     let report = &expansion.report;
     let expanded = &expansion.tokenizer.tokenizer;
@@ -136,6 +162,11 @@ fn run() -> Result<(), Failure> {
     let base_normalised = measure("base", &base, normalised.into_iter().map(Ok))?
         .script(Script::Arabic)
         .map_or(0.0, |s| s.tokens_per_word);
+    let mut decoded = 0;
+    for doc in heldout {
+        let ids = expanded.encode(doc.as_str(), false)?.get_ids().to_vec();
+        decoded += usize::from(expanded.decode(&ids, false)? == *doc);
+    }
     let floor = pre_tokens_per_word(expanded, heldout)?.map_or("-".to_string(), |x| format!("{x:.3}"));
     let name = base_path
         .parent()
@@ -145,12 +176,17 @@ fn run() -> Result<(), Failure> {
         });
     let fert = report.fertility.arabic_tokens_per_word;
     println!(
-        "| base | family | Arabic normalisation | priority | vocab | new pieces | held-out Arabic tokens/word: base | base, normalised | expanded | Arabic alone | pre-tokens/word | English lines identical | English tokens/word base / expanded |"
+        "| base | family | pre-tokenizer | Arabic normalisation | priority | vocab | new pieces | held-out Arabic tokens/word: base | base, normalised | expanded | Arabic alone | pre-tokens/word | decoded = input | English lines identical | English tokens/word base / expanded |"
     );
-    println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {name} | {:?} | {} | {:?} | {} → {} | {} | {:.3} | {base_normalised:.3} | {:.3} | {:.3} | {floor} | {}/{} | {:.3} / {:.3} |",
+        "| {name} | {:?} | {} | {} | {:?} | {} → {} | {} | {:.3} | {base_normalised:.3} | {:.3} | {:.3} | {floor} | {decoded}/{} | {}/{} | {:.3} / {:.3} |",
         report.base_family,
+        if report.pre_tokenizer.arabic_marks_attached {
+            "marks"
+        } else {
+            "base"
+        },
         if normalize { "all" } else { "none" },
         report.priority,
         report.base_vocab_size,
@@ -159,13 +195,15 @@ fn run() -> Result<(), Failure> {
         fert.base,
         fert.expanded,
         fert.arabic_only,
+        heldout.len(),
         english.len() - differ,
         english.len(),
         latin_tpw(&base)?,
         latin_tpw(expanded)?,
     );
     println!(
-        "training: {} documents, {} Arabic words, {} pieces learned; merges added {}, base merges moved {}, repaired {}, dropped {}; non-Arabic check on held-out: {} mismatches",
+        "pre-tokenizer: {}\ntraining: {} documents, {} Arabic words, {} pieces learned; merges added {}, base merges moved {}, repaired {}, dropped {}; non-Arabic check on held-out: {} mismatches",
+        report.pre_tokenizer.note,
         report.training.documents,
         report.training.words,
         report.training.learned_pieces,

@@ -9,7 +9,12 @@
 //! ... -- stats --tokenizer A.json [--tokenizer B.json] --text F... [--field text] [--json]
 //! ... -- bench --base A.json --merged B.json --text F... [--field text] [--rounds 3]
 //! ... -- verify --base A.json --merged B.json
+//! ... -- encode --tokenizer A.json --text F... [--field text]
 //! ```
+//!
+//! `expand` takes `--keep-base-pre-tokenizer` as `allam tokenizer expand` does. `encode` prints one JSON
+//! line per document: the text, its ids without and with special tokens, and whether decoding the ids
+//! gives the text back (`scripts/tokenizer_python_check.py` compares the ids with Python `tokenizers`).
 use std::path::PathBuf;
 
 use allam_tokenizer::merge::BaseBpe;
@@ -42,7 +47,7 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, rest) = args
         .split_first()
-        .ok_or("usage: tokenizer_tool expand|train|stats|bench ...")?;
+        .ok_or("usage: tokenizer_tool expand|train|stats|bench|verify|encode ...")?;
     let f = flags(rest);
     let one = |k: &str| -> Result<String, String> {
         f.get(k)
@@ -63,6 +68,7 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             if one("priority").as_deref() == Ok("after-base") {
                 config.priority = MergePriority::AfterBase;
             }
+            config.arabic_marks_pre_tokenizer = !f.contains_key("keep-base-pre-tokenizer");
             if f.contains_key("eval") {
                 config.eval_corpus = Some(Corpus::new(many("eval"), &field));
             }
@@ -85,6 +91,7 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             );
             println!("{:?}", r.fertility.arabic_tokens_per_word);
             println!("non-Arabic mismatches: {}", r.non_arabic_check.mismatches);
+            println!("pre-tokenizer: {}", r.pre_tokenizer.note);
             print!("{}", r.fertility_table());
         }
         "train" => {
@@ -108,6 +115,20 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 vocab.words,
                 vocab.seconds
             );
+        }
+        "encode" => {
+            let tok = load_tokenizer(one("tokenizer")?.as_ref())?;
+            for doc in Corpus::new(many("text"), &field).documents() {
+                let text = doc?;
+                let ids = tok.encode(text.as_str(), false)?.get_ids().to_vec();
+                let with_specials = tok.encode(text.as_str(), true)?.get_ids().to_vec();
+                let decoded = tok.decode(&ids, false)?;
+                println!(
+                    "{}",
+                    serde_json::json!({"text": text, "ids": ids, "ids_with_specials": with_specials,
+                                       "decoded_equal": decoded == text})
+                );
+            }
         }
         "stats" => {
             let corpus = Corpus::new(many("text"), &field);
