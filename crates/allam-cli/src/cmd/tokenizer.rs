@@ -58,6 +58,12 @@ pub struct ExpandArgs {
     /// Write ى as ي.
     #[arg(long)]
     pub unify_ya: bool,
+    /// Keep a byte-level base's pre-tokenizer as it is. By default its regexes are rewritten so that
+    /// Arabic combining marks (harakat, Quranic marks) stay with the letters they follow, for training and
+    /// in the output; text without those marks is split exactly as by the base. Byte-fallback bases are
+    /// never changed.
+    #[arg(long)]
+    pub keep_base_pre_tokenizer: bool,
     /// Where the learned merges go relative to the base merges.
     #[arg(long, value_enum, default_value_t = Priority::ArabicFirst)]
     pub priority: Priority,
@@ -120,6 +126,7 @@ fn expand(args: ExpandArgs) -> anyhow::Result<()> {
     let mut config = ExpansionConfig::new(args.vocab_size);
     config.pad_to_multiple = args.pad_to_multiple;
     config.normalization = normalization;
+    config.arabic_marks_pre_tokenizer = !args.keep_base_pre_tokenizer;
     config.priority = match args.priority {
         Priority::ArabicFirst => MergePriority::ArabicFirst,
         Priority::AfterBase => MergePriority::AfterBase,
@@ -151,6 +158,7 @@ fn expand(args: ExpandArgs) -> anyhow::Result<()> {
         "Arabic tokens/word: base {:.3}, Arabic-only {:.3}, expanded {:.3} (x{:.3} of Arabic-only)",
         f.base, f.arabic_only, f.expanded, f.expanded_over_arabic_only
     )?;
+    writeln!(out, "pre-tokenizer: {}", r.pre_tokenizer.note)?;
     write!(out, "{}", r.fertility_table())?;
     writeln!(out, "wrote {}", args.out.display())?;
     Ok(())
