@@ -40,6 +40,16 @@
 //! delimiter between the cue and the answer (the scored continuations are `صح`, `أ`, not ` صح`),
 //! and the EXAMS instruction once, the question's, before all examples — the `-oall` formats.
 //! lighteval ≥ 0.11 assembles few-shot prompts differently again (not reproduced).
+//!
+//! Under a chat template (`--chat`, [`crate::chat`]) each format hands its reference's turns to
+//! the template ([`Prompt::messages`]). lm-evaluation-harness 0.4.13 (`fewshot_as_multiturn`
+//! off): the description alone is the system turn, the examples and the question one user turn
+//! (the examples keep their `" "` before the answer), and the choices follow the generation
+//! prompt with no delimiter. lighteval 0.10: one user turn per example and one assistant turn
+//! with its answer, the instruction at the start of the first user turn, no system turn.
+//! `arabic-mmlu-ar` (the original has no chat mode) and `house` take the harness' turns.
+use allam_model::ChatMessage;
+
 use crate::error::{EvalError, Result};
 use crate::prompt::{ChoiceMode, LetterScript, choice_in, question_prompt_in};
 use crate::task::McItem;
@@ -98,12 +108,43 @@ pub enum ShotGroup {
 /// An item rendered for scoring.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RenderedItem {
-    /// The text the choices continue (before any chat template).
+    /// The text the choices continue (the chat template's output under `--chat`).
     pub context: String,
     /// Each choice's continuation, target delimiter included.
     pub continuations: Vec<String>,
     /// Each choice without the delimiter: what `acc_norm` divides by (in characters).
     pub choices: Vec<String>,
+}
+
+/// An item's prompt in both of the shapes its reference scores: plain text, or turns for a chat
+/// template ([`crate::chat::chat_item`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    /// The context without a chat template: description, examples, question.
+    pub text: String,
+    /// The same prompt as the turns the reference gives a chat template (`system`, `user`,
+    /// `assistant`), the last one the question's user turn.
+    pub messages: Vec<ChatMessage>,
+    /// The text between the context and each choice without a chat template (under one it is
+    /// `""`, as lm-evaluation-harness and lighteval score it).
+    pub delimiter: &'static str,
+    /// Each choice without the delimiter: what `acc_norm` divides by (in characters).
+    pub choices: Vec<String>,
+}
+
+impl Prompt {
+    /// The item as scored without a chat template: `text`, each choice after the delimiter.
+    pub fn plain(&self) -> RenderedItem {
+        RenderedItem {
+            context: self.text.clone(),
+            continuations: self
+                .choices
+                .iter()
+                .map(|c| format!("{}{c}", self.delimiter))
+                .collect(),
+            choices: self.choices.clone(),
+        }
+    }
 }
 
 /// The settings of the house format (ignored by the reference formats).
@@ -295,10 +336,17 @@ impl PromptFormat {
         }
     }
 
-    /// `item` with its solved `shots` before it.
+    /// `item` with its solved `shots` before it, as scored without a chat template.
     pub fn render(self, item: &McItem, shots: &[&McItem], house: HouseStyle) -> Result<RenderedItem> {
+        Ok(self.prompt(item, shots, house)?.plain())
+    }
+
+    /// `item` with its solved `shots` before it, as text and as chat turns.
+    pub fn prompt(self, item: &McItem, shots: &[&McItem], house: HouseStyle) -> Result<Prompt> {
         let delimiter = self.target_delimiter();
-        let mut context = self.description(item);
+        let description = self.description(item);
+        // Each example: its prompt and its answer.
+        let mut examples = Vec::with_capacity(shots.len());
         for shot in shots {
             let choices = self.choices(shot, house, item);
             let doc = match self {
@@ -306,18 +354,47 @@ impl PromptFormat {
                 Self::House => question_prompt_in(shot, house.mode, house.letters.for_item(item)),
                 _ => self.doc_text(shot, house)?,
             };
-            context.push_str(&doc);
-            context.push_str(delimiter);
-            context.push_str(&choices[shot.answer]);
-            context.push_str("\n\n");
+            examples.push((doc, choices[shot.answer].clone()));
         }
-        context.push_str(&self.doc_text(item, house)?);
-        let choices = self.choices(item, house, item);
-        Ok(RenderedItem {
-            context,
-            continuations: choices.iter().map(|c| format!("{delimiter}{c}")).collect(),
-            choices,
+        let question = self.doc_text(item, house)?;
+        let mut body = String::new();
+        for (doc, answer) in &examples {
+            body.push_str(&format!("{doc}{delimiter}{answer}\n\n"));
+        }
+        body.push_str(&question);
+        let messages = if self.lighteval() {
+            // lighteval 0.10 `PromptManager.get_examples`: a user and an assistant turn per
+            // example, the instruction prefixed to the first user turn.
+            let mut messages = Vec::with_capacity(2 * examples.len() + 1);
+            for (doc, answer) in examples {
+                messages.push(ChatMessage::new("user", doc));
+                messages.push(ChatMessage::new("assistant", answer));
+            }
+            messages.push(ChatMessage::new("user", question));
+            messages[0].content.insert_str(0, &description);
+            messages
+        } else {
+            // lm-evaluation-harness `fewshot_context` + `multiturn_to_singleturn`: the description
+            // is the system turn, everything else one user turn.
+            let mut messages = Vec::with_capacity(2);
+            if !description.is_empty() {
+                messages.push(ChatMessage::new("system", description.clone()));
+            }
+            messages.push(ChatMessage::new("user", body.clone()));
+            messages
+        };
+        Ok(Prompt {
+            text: format!("{description}{body}"),
+            messages,
+            delimiter,
+            choices: self.choices(item, house, item),
         })
+    }
+
+    /// Whether the format is lighteval's assembly (the `-oall` formats) rather than
+    /// lm-evaluation-harness'.
+    pub fn lighteval(self) -> bool {
+        matches!(self, Self::ArabicExamsOall | Self::AcvaOall)
     }
 }
 

@@ -21,10 +21,12 @@
 //! and one sample per item as `--log_samples` writes them) with prompts from [`formats`] (each
 //! task's reference prompt, byte for byte: lm-evaluation-harness' `mmlu` and `arabicmmlu`,
 //! ArabicMMLU's Arabic prompt, the Arabic leaderboard's EXAMS and ACVA; their first k dev items as
-//! examples) or the house prompt of [`prompt`] (Latin or Arabic labels and cues) with examples
+//! examples; through a model's chat template by [`chat`] as the harness does it) or the house
+//! prompt of [`prompt`] (Latin or Arabic labels and cues) with examples
 //! from [`shots`] (a seeded draw from a dev split, same subject first):
 //! EXAMS, generic JSON Lines (MMLU as `datasets` exports it), MMLU's original CSV, ACVA and
 //! Arabic MMLU (JSON Lines or CSV, read by [`csv`]).
+pub mod chat;
 pub mod csv;
 pub mod error;
 pub mod formats;
@@ -38,7 +40,7 @@ pub mod shots;
 pub mod task;
 
 pub use error::{EvalError, Result};
-pub use formats::{PromptFormat, RenderedItem};
+pub use formats::{Prompt, PromptFormat, RenderedItem};
 pub use jsonl::{JsonlRecord, parse_jsonl, read_jsonl};
 pub use loglik::{
     NoScoreProgress, RequestScore, ScoreProgress, score_encoded, score_encoded_with, score_requests,

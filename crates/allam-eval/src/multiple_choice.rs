@@ -7,10 +7,11 @@
 //! as `numpy.argmax` breaks them.
 use std::collections::BTreeMap;
 
-use allam_model::{ChatMessage, PretrainedModel, TextTokenizer};
+use allam_model::{PretrainedModel, TextTokenizer};
 
+use crate::chat::chat_item;
 use crate::error::{EvalError, Result};
-use crate::formats::{HouseStyle, PromptFormat, RenderedItem, first_n};
+use crate::formats::{HouseStyle, Prompt, PromptFormat, RenderedItem, first_n};
 use crate::loglik::{NoScoreProgress, ScoreProgress, score_encoded_with};
 pub use crate::prompt::ChoiceMode;
 use crate::prompt::{LetterScript, Script, choice_continuation_in, question_prompt_in};
@@ -59,10 +60,12 @@ pub struct McOptions {
     pub seed: u64,
     /// The script of labels and cues (house format only).
     pub letters: LetterScript,
-    /// Whether the whole (few-shot) prompt is one user turn of the model's chat template, the
-    /// choices scored after its generation prompt.
+    /// Whether the prompt goes through the model's chat template (the description as the system
+    /// turn, examples and question as one user turn; lighteval's turns for the `-oall` formats),
+    /// the choices scored right after its generation prompt ([`crate::chat`]).
     pub chat: bool,
-    /// Whether the tokenizer's special tokens (BOS) start the scored text (without `chat`).
+    /// Whether the tokenizer's special tokens (BOS) start the scored text (never twice: not
+    /// when the text, e.g. a chat template's, already starts with BOS).
     pub bos: Bos,
     /// Requests per forward pass.
     pub batch_size: usize,
@@ -188,13 +191,19 @@ pub fn few_shot_context(items: &[McItem], index: usize, shots: usize, mode: Choi
     Ok(render_item(items, index, &ShotPool::new(items, true), &options)?.context)
 }
 
-/// Item `index` rendered under `options` (before any chat template), its examples from `pool`.
+/// Item `index` rendered under `options` without a chat template (whatever `options.chat`
+/// says), its examples from `pool`.
 pub fn render_item(
     items: &[McItem],
     index: usize,
     pool: &ShotPool,
     options: &McOptions,
 ) -> Result<RenderedItem> {
+    Ok(render_prompt(items, index, pool, options)?.plain())
+}
+
+/// Item `index`'s prompt under `options`, as text and as chat turns, its examples from `pool`.
+pub fn render_prompt(items: &[McItem], index: usize, pool: &ShotPool, options: &McOptions) -> Result<Prompt> {
     let item = &items[index];
     let format = options.format;
     let indices = if format.first_n() {
@@ -210,25 +219,59 @@ pub fn render_item(
         pool.sample(item, index, options.shots, options.seed)
     };
     let shots: Vec<&McItem> = indices.into_iter().map(|i| &pool.items()[i]).collect();
-    format.render(item, &shots, options.house()).map_err(|e| match e {
+    format.prompt(item, &shots, options.house()).map_err(|e| match e {
         EvalError::Input(m) => EvalError::Input(format!("item {}: {m}", index + 1)),
         other => other,
     })
 }
 
-/// All `items` rendered (before any chat template), examples from `dev` when given, else from the
-/// test items themselves.
-pub fn render_items(
-    items: &[McItem],
-    dev: Option<&[McItem]>,
-    options: &McOptions,
-) -> Result<Vec<RenderedItem>> {
+/// The prompts of all `items` (text and chat turns), examples from `dev` when given, else from
+/// the test items themselves.
+pub fn render_prompts(items: &[McItem], dev: Option<&[McItem]>, options: &McOptions) -> Result<Vec<Prompt>> {
     let pool = match dev {
         Some(dev) => ShotPool::new(dev, false),
         None => ShotPool::new(items, true),
     };
     (0..items.len())
-        .map(|index| render_item(items, index, &pool, options))
+        .map(|index| render_prompt(items, index, &pool, options))
+        .collect()
+}
+
+/// All `items` rendered without a chat template (whatever `options.chat` says), examples from
+/// `dev` when given, else from the test items themselves.
+pub fn render_items(
+    items: &[McItem],
+    dev: Option<&[McItem]>,
+    options: &McOptions,
+) -> Result<Vec<RenderedItem>> {
+    Ok(render_prompts(items, dev, options)?
+        .iter()
+        .map(Prompt::plain)
+        .collect())
+}
+
+/// All `items` as they are scored: through `tokenizer`'s chat template when `options.chat`
+/// ([`chat_item`]), else as [`render_items`].
+pub fn render_scored_items(
+    tokenizer: &TextTokenizer,
+    items: &[McItem],
+    dev: Option<&[McItem]>,
+    options: &McOptions,
+) -> Result<Vec<RenderedItem>> {
+    render_prompts(items, dev, options)?
+        .iter()
+        .enumerate()
+        .map(|(index, prompt)| {
+            if options.chat {
+                chat_item(prompt, tokenizer).map_err(|e| match e {
+                    EvalError::Input(m) => EvalError::Input(format!("item {}: {m}", index + 1)),
+                    EvalError::Model(m) => EvalError::Input(format!("item {}: {m}", index + 1)),
+                    other => other,
+                })
+            } else {
+                Ok(prompt.plain())
+            }
+        })
         .collect()
 }
 
@@ -240,10 +283,14 @@ pub fn item_prompts(items: &[McItem], dev: Option<&[McItem]>, options: &McOption
         .collect())
 }
 
-/// `prompt` as the single user turn of the tokenizer's chat template, with the generation
-/// prompt appended: the text the choices continue under `--chat`.
-pub fn chat_context(tokenizer: &TextTokenizer, prompt: &str) -> Result<String> {
-    Ok(tokenizer.apply_chat_template(&[ChatMessage::new("user", prompt)], true)?)
+/// Whether `context` is encoded with the tokenizer's special tokens: under [`Bos::Tokenizer`]
+/// unless it already starts with the BOS token (a chat template's), as lm-evaluation-harness'
+/// `HFLM.tok_encode` decides (`has_bos_prefix`); never under [`Bos::None`].
+pub fn adds_special_tokens(tokenizer: &TextTokenizer, bos: Bos, context: &str) -> bool {
+    let starts_with_bos = tokenizer
+        .bos_token()
+        .is_some_and(|token| !token.is_empty() && context.starts_with(token));
+    bos == Bos::Tokenizer && !starts_with_bos
 }
 
 /// The choice picked by total log-likelihood and the one picked per character (first on ties);
@@ -296,20 +343,16 @@ pub fn settings(pretrained: &PretrainedModel, options: &McOptions, dev: bool) ->
         )
     };
     let tokenizer = pretrained.tokenizer()?;
-    let bos = if options.chat {
-        "the chat template's own".to_string()
-    } else {
-        match options.bos {
-            Bos::None => "none (no special tokens; an empty context starts from BOS)".to_string(),
-            Bos::Tokenizer => {
-                let first = tokenizer.encode("a", true)?.first().copied();
-                match (first, pretrained.model.config.bos_token_id) {
-                    (Some(id), Some(bos)) if id == bos => {
-                        let token = tokenizer.inner().id_to_token(id).unwrap_or_default();
-                        format!("tokenizer: adds {token} (id {id})")
-                    }
-                    _ => "tokenizer: adds none".to_string(),
+    let bos = match options.bos {
+        Bos::None => "none (no special tokens; an empty context starts from BOS)".to_string(),
+        Bos::Tokenizer => {
+            let first = tokenizer.encode("a", true)?.first().copied();
+            match (first, pretrained.model.config.bos_token_id) {
+                (Some(id), Some(bos)) if id == bos => {
+                    let token = tokenizer.inner().id_to_token(id).unwrap_or_default();
+                    format!("tokenizer: adds {token} (id {id}) unless the text starts with it")
                 }
+                _ => "tokenizer: adds none".to_string(),
             }
         }
     };
@@ -331,7 +374,12 @@ pub fn settings(pretrained: &PretrainedModel, options: &McOptions, dev: bool) ->
         reference: format.reference().to_string(),
         shots: options.shots,
         shot_selection,
-        target_delimiter: format.target_delimiter().to_string(),
+        // Under a chat template the choices follow the generation prompt directly.
+        target_delimiter: if options.chat {
+            String::new()
+        } else {
+            format.target_delimiter().to_string()
+        },
         normalisation:
             "acc_norm = argmax of log-likelihood / characters of the choice without the target delimiter"
                 .to_string(),
@@ -378,14 +426,10 @@ pub fn evaluate_observed(
 ) -> Result<(McReport, Vec<McSample>)> {
     let tokenizer = pretrained.tokenizer()?;
     let bos = pretrained.model.config.bos_token_id;
-    // A chat template places its own BOS.
-    let special_tokens = !options.chat && options.bos == Bos::Tokenizer;
-    let mut rendered = render_items(items, dev, &options)?;
+    let rendered = render_scored_items(tokenizer, items, dev, &options)?;
     let mut requests = Vec::new();
-    for (index, item) in rendered.iter_mut().enumerate() {
-        if options.chat {
-            item.context = chat_context(tokenizer, &item.context)?;
-        }
+    for (index, item) in rendered.iter().enumerate() {
+        let special_tokens = adds_special_tokens(tokenizer, options.bos, &item.context);
         for continuation in &item.continuations {
             let request = ScoreRequest::new(item.context.clone(), continuation.clone());
             let encoded =

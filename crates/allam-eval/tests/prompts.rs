@@ -1,7 +1,7 @@
 //! k-shot examples from a dev split, Arabic labels and cues, and chat-template prompts.
 use std::path::{Path, PathBuf};
 
-use allam_eval::multiple_choice::{chat_context, item_prompts};
+use allam_eval::multiple_choice::{adds_special_tokens, item_prompts, render_scored_items};
 use allam_eval::{
     ChoiceMode, LetterScript, McItem, McOptions, ShotPool, TaskFormat, encode_request_with,
     evaluate_with_dev, read_items,
@@ -151,18 +151,37 @@ fn chat_prompts_render_through_the_model_template() {
         chat: true,
         ..McOptions::default()
     };
-    let prompt = &item_prompts(&items, None, &options).unwrap()[0];
-    let context = chat_context(tokenizer, prompt).unwrap();
+    let rendered = &render_scored_items(tokenizer, &items, None, &options).unwrap()[0];
+    let context = rendered.context.clone();
     assert_eq!(
         context,
         "<s>[INST] Question: is fire hot?\nAnswer: yes\n\nQuestion: is ice cold?\nAnswer: [/INST]"
     );
-    // The template's BOS is the only one.
+    // The choices follow the generation prompt without the delimiter.
+    assert_eq!(rendered.continuations, ["yes", "no"]);
+    // The template's BOS is the only one: the text starts with it, so no special tokens.
+    assert!(!adds_special_tokens(tokenizer, options.bos, &context));
     let bos = model.model.config.bos_token_id;
-    let request = allam_eval::ScoreRequest::new(context, " yes");
+    let request = allam_eval::ScoreRequest::new(context, "yes");
     let encoded = encode_request_with(tokenizer, &request, bos, false).unwrap();
     assert_eq!(Some(encoded.context[0]), bos);
     assert_ne!(Some(encoded.context[1]), bos);
+    // A template without BOS (ChatML) still gets the tokenizer's, as the harness encodes it.
+    let chatml = tokenizer.clone().with_chat_template(
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n",
+    );
+    let rendered = &render_scored_items(&chatml, &items, None, &options).unwrap()[0];
+    assert!(
+        rendered.context.starts_with("<|im_start|>user\n"),
+        "{}",
+        rendered.context
+    );
+    assert!(adds_special_tokens(&chatml, options.bos, &rendered.context));
+    assert!(!adds_special_tokens(
+        &chatml,
+        allam_eval::Bos::None,
+        &rendered.context
+    ));
     let report = evaluate_with_dev(&model, &items, None, options).unwrap();
     assert_eq!(report.overall.n, 2);
     let plain = evaluate_with_dev(

@@ -219,8 +219,10 @@ pub struct EvalArgs {
     /// Arabic letters).
     #[arg(long, value_enum)]
     letters: Option<LettersArg>,
-    /// Wrap each prompt as one user turn of the model's chat template and score the choices
-    /// after its generation prompt.
+    /// Score through the model's chat template as lm-evaluation-harness' `--apply_chat_template`
+    /// does: the description (MMLU's subject line) as the system turn, the examples and the
+    /// question as one user turn (lighteval's turns for the `-oall` formats), each choice right
+    /// after the generation prompt with no space before it.
     #[arg(long)]
     chat: bool,
     /// What starts the scored text: the tokenizer's special tokens (`tokenizer`, default) or none.
