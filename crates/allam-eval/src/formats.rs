@@ -48,6 +48,9 @@
 //! prompt with no delimiter. lighteval 0.10: one user turn per example and one assistant turn
 //! with its answer, the instruction at the start of the first user turn, no system turn.
 //! `arabic-mmlu-ar` (the original has no chat mode) and `house` take the harness' turns.
+//!
+//! The goldens in `tests/golden/` are these texts as the references themselves render them
+//! (`scripts/make_eval_goldens.py`).
 use allam_model::ChatMessage;
 
 use crate::error::{EvalError, Result};

@@ -1,17 +1,30 @@
-//! Each task's reference prompt, byte for byte: one item 0-shot and 2-shot, the whole context and
-//! every continuation written out by hand from the reference definitions (lm-evaluation-harness
-//! `mmlu`, `arabicmmlu`, `arabic_leaderboard_complete` EXAMS and ACVA; ArabicMMLU's
-//! `prepare_data_ar`), assembled as the harness does: description + (shot + " " + answer +
-//! "\n\n")* + question.
+//! What the goldens (`tests/golden.rs`, rendered by the references themselves) do not cover:
+//! other file shapes of the same task rendering the same (MMLU's CSV, EXAMS' own schema), the
+//! errors of the Arabic prompt's tables, `first_n` without a dev split, the defaults, and the house
+//! prompt (no reference: its expectations are written by hand).
 use std::path::{Path, PathBuf};
 
 use allam_eval::multiple_choice::render_items;
 use allam_eval::{McOptions, PromptFormat, RenderedItem, TaskFormat, read_items};
+use serde_json::Value;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The context of the golden case of `format` (document `doc`, `shots` examples, no chat).
+fn golden_context(format: &str, doc: u64, shots: u64) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{format}.json"));
+    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["doc"] == doc && c["shots"] == shots && c["chat"].is_null())
+        .unwrap();
+    case["context"].as_str().unwrap().to_string()
 }
 
 /// The test file's first item rendered in `format` with `shots` examples from `dev`.
@@ -27,36 +40,10 @@ fn render(task: TaskFormat, format: &str, test: &str, dev: &str, shots: usize) -
     render_items(&items, Some(&dev), &options).unwrap().remove(0)
 }
 
-const MMLU_TEST: &str = r#"{"question": "  What is 2 + 2?\n", "subject": "high_school_mathematics", "choices": ["3", "4", " 5", "6"], "answer": 1}
-"#;
-
-/// An item of another subject first: MMLU's examples are its subject's dev items, in file order.
-const MMLU_DEV: &str = r#"{"question": "Which is a noble gas?", "subject": "high_school_chemistry", "choices": ["He", "H", "O", "N"], "answer": 0}
-{"question": "What is 1 + 1?", "subject": "high_school_mathematics", "choices": ["2", "3", "4", "5"], "answer": 0}
-{"question": "What is 3 * 3?", "subject": "high_school_mathematics", "choices": ["6", "8", "9", "12"], "answer": 2}
-{"question": "What is 5 - 5?", "subject": "high_school_mathematics", "choices": ["0", "1", "5", "10"], "answer": 0}
-"#;
-
+/// MMLU's original CSV (subject from the file name) renders as the `datasets` export the golden
+/// holds (its document 0, two examples).
 #[test]
-fn mmlu_is_lm_evaluation_harness_mmlu() {
-    let zero = render(TaskFormat::McJsonl, "mmlu", MMLU_TEST, MMLU_DEV, 0);
-    assert_eq!(
-        zero.context,
-        "The following are multiple choice questions (with answers) about high school mathematics.\n\n\
-         What is 2 + 2?\nA. 3\nB. 4\nC.  5\nD. 6\nAnswer:"
-    );
-    assert_eq!(zero.continuations, [" A", " B", " C", " D"]);
-    assert_eq!(zero.choices, ["A", "B", "C", "D"]);
-    let two = render(TaskFormat::McJsonl, "mmlu", MMLU_TEST, MMLU_DEV, 2);
-    assert_eq!(
-        two.context,
-        "The following are multiple choice questions (with answers) about high school mathematics.\n\n\
-         What is 1 + 1?\nA. 2\nB. 3\nC. 4\nD. 5\nAnswer: A\n\n\
-         What is 3 * 3?\nA. 6\nB. 8\nC. 9\nD. 12\nAnswer: C\n\n\
-         What is 2 + 2?\nA. 3\nB. 4\nC.  5\nD. 6\nAnswer:"
-    );
-    assert_eq!(two.continuations, [" A", " B", " C", " D"]);
-    // The original CSV (subject from the file name) renders the same.
+fn mmlu_csv_renders_as_the_harness_renders_its_export() {
     let temp = tempfile::tempdir().unwrap();
     let test = write(
         temp.path(),
@@ -78,145 +65,60 @@ fn mmlu_is_lm_evaluation_harness_mmlu() {
         shots: 2,
         ..McOptions::default()
     };
-    assert_eq!(render_items(&test, Some(&dev), &options).unwrap()[0], two);
+    let rendered = render_items(&test, Some(&dev), &options).unwrap().remove(0);
+    assert_eq!(rendered.context, golden_context("mmlu", 0, 2));
+    assert_eq!(rendered.continuations, [" A", " B", " C", " D"]);
+    assert_eq!(rendered.choices, ["A", "B", "C", "D"]);
+}
+
+/// EXAMS' own schema (`question.stem`, `info.subject`) renders as the leaderboard's export that
+/// the goldens hold (document 0, no examples), in both EXAMS formats.
+#[test]
+fn exams_own_schema_renders_as_the_leaderboard_export() {
+    let test = r#"{"id": "e1", "question": {"stem": "ما عاصمة مصر؟", "choices": [{"text": "القاهرة", "label": "A"}, {"text": "الجيزة", "label": "B"}, {"text": "أسوان", "label": "C"}, {"text": "الأقصر", "label": "D"}]}, "answerKey": "A", "info": {"grade": 4, "subject": "Social_Studies", "language": "Arabic"}}
+"#;
+    for format in ["arabic-exams", "arabic-exams-oall"] {
+        let zero = render(TaskFormat::Exams, format, test, test, 0);
+        assert_eq!(zero.context, golden_context(format, 0, 0), "{format}");
+    }
 }
 
 const ARABIC_MMLU_TEST: &str = r#"{"ID": 7, "Subject": "Accounting", "Level": "Univ", "Country": "KSA", "Context": "نص قصير", "Question": "ما هو الأصل؟", "Option 1": "نقد", "Option 2": "دين", "Option 3": "ربح", "Option 4": null, "Option 5": "", "Answer Key": "B"}
 "#;
 
-/// A high-school item first (another group), then two university accounting items.
-const ARABIC_MMLU_DEV: &str = r#"{"ID": 1, "Subject": "Accounting", "Level": "High", "Country": "", "Context": "", "Question": "س٠", "Option 1": "م", "Option 2": "ن", "Answer Key": "A"}
-{"ID": 2, "Subject": "Accounting", "Level": "Univ", "Country": "", "Context": "", "Question": "س١", "Option 1": "x", "Option 2": "y", "Answer Key": "A"}
-{"ID": 3, "Subject": "Accounting", "Level": "Univ", "Country": "Egypt", "Context": "", "Question": "س٢", "Option 1": "ق", "Option 2": "ك", "Option 3": "ل", "Option 4": "م", "Answer Key": "D"}
-"#;
-
+/// `prepare_data_ar`'s tables keep their quirks (the golden's Political Science item has the
+/// leading space); a value outside them is an error naming the item and the value.
 #[test]
-fn arabic_mmlu_is_lm_evaluation_harness_arabicmmlu() {
-    let zero = render(
-        TaskFormat::ArabicMmlu,
-        "arabic-mmlu",
-        ARABIC_MMLU_TEST,
-        ARABIC_MMLU_DEV,
-        0,
-    );
-    assert_eq!(
-        zero.context,
-        "This is a Accounting question for university in KSA. Select the correct answer!\n\n\
-         Question: نص قصير\n\nما هو الأصل؟\nA. نقد\nB. دين\nC. ربح\n\nAnswer:"
-    );
-    assert_eq!(zero.continuations, [" A", " B", " C"]);
-    let two = render(
-        TaskFormat::ArabicMmlu,
-        "arabic-mmlu",
-        ARABIC_MMLU_TEST,
-        ARABIC_MMLU_DEV,
-        2,
-    );
-    assert_eq!(
-        two.context,
-        "This is a Accounting question for university. Select the correct answer!\n\n\
-         Question: س١\nA. x\nB. y\n\nAnswer: A\n\n\
-         This is a Accounting question for university in Egypt. Select the correct answer!\n\n\
-         Question: س٢\nA. ق\nB. ك\nC. ل\nD. م\n\nAnswer: D\n\n\
-         This is a Accounting question for university in KSA. Select the correct answer!\n\n\
-         Question: نص قصير\n\nما هو الأصل؟\nA. نقد\nB. دين\nC. ربح\n\nAnswer:"
-    );
-    assert_eq!(two.continuations, [" A", " B", " C"]);
-}
-
-#[test]
-fn arabic_mmlu_ar_is_the_original_arabic_prompt() {
-    let zero = render(
-        TaskFormat::ArabicMmlu,
-        "arabic-mmlu-ar",
-        ARABIC_MMLU_TEST,
-        ARABIC_MMLU_DEV,
-        0,
-    );
-    // `prepare_data_ar`: the cue ends in a space and the letters follow it directly.
-    assert_eq!(
-        zero.context,
-        "هذا سؤال في المحاسبة للجامعات في المملكة العربية السعودية. اختر الإجابة الصحيحة!\n\n\
-         سؤال: نص قصير\n\nما هو الأصل؟\nأ- نقد\nب- دين\nج- ربح\n\nإجابة: "
-    );
-    assert_eq!(zero.continuations, ["أ", "ب", "ج"]);
-    assert_eq!(zero.choices, ["أ", "ب", "ج"]);
-    let two = render(
-        TaskFormat::ArabicMmlu,
-        "arabic-mmlu-ar",
-        ARABIC_MMLU_TEST,
-        ARABIC_MMLU_DEV,
-        2,
-    );
-    assert_eq!(
-        two.context,
-        "هذا سؤال في المحاسبة للجامعات. اختر الإجابة الصحيحة!\n\n\
-         سؤال: س١\nأ- x\nب- y\n\nإجابة: أ\n\n\
-         هذا سؤال في المحاسبة للجامعات في مصر. اختر الإجابة الصحيحة!\n\n\
-         سؤال: س٢\nأ- ق\nب- ك\nج- ل\nد- م\n\nإجابة: د\n\n\
-         هذا سؤال في المحاسبة للجامعات في المملكة العربية السعودية. اختر الإجابة الصحيحة!\n\n\
-         سؤال: نص قصير\n\nما هو الأصل؟\nأ- نقد\nب- دين\nج- ربح\n\nإجابة: "
-    );
-    // The table's quirks are kept (a leading space before Political Science), and a subject
-    // outside it is an error naming the item and the value.
-    let political = ARABIC_MMLU_TEST
-        .replace("Accounting", "Political Science")
-        .replace(
-            r#""Level": "Univ", "Country": "KSA""#,
-            r#""Level": "", "Country": """#,
-        );
-    let item = render(
-        TaskFormat::ArabicMmlu,
-        "arabic-mmlu-ar",
-        &political,
-        ARABIC_MMLU_DEV,
-        0,
-    );
+fn arabic_mmlu_ar_tables_reject_unknown_values() {
     assert!(
-        item.context.starts_with("هذا سؤال  في العلوم السياسية. اختر"),
-        "{}",
-        item.context
+        golden_context("arabic-mmlu-ar", 2, 0).starts_with("هذا سؤال  في العلوم السياسية للجامعات في مصر.")
     );
     let temp = tempfile::tempdir().unwrap();
-    let unknown = ARABIC_MMLU_TEST.replace("Accounting", "Astrology");
-    let items = read_items(&write(temp.path(), "t.jsonl", &unknown), TaskFormat::ArabicMmlu).unwrap();
     let options = McOptions {
         format: PromptFormat::ArabicMmluAr,
         ..McOptions::default()
     };
-    let err = render_items(&items, None, &options).unwrap_err().to_string();
-    assert!(err.contains("item 1") && err.contains("Astrology"), "{err}");
+    for (from, to, value) in [
+        ("Accounting", "Astrology", "Astrology"),
+        ("\"KSA\"", "\"Atlantis\"", "Atlantis"),
+    ] {
+        let unknown = ARABIC_MMLU_TEST.replace(from, to);
+        let items = read_items(&write(temp.path(), "t.jsonl", &unknown), TaskFormat::ArabicMmlu).unwrap();
+        let err = render_items(&items, None, &options).unwrap_err().to_string();
+        assert!(err.contains("item 1") && err.contains(value), "{err}");
+    }
 }
 
-const EXAMS_TEST: &str = r#"{"id": "e1", "question": {"stem": "ما عاصمة مصر؟", "choices": [{"text": "القاهرة", "label": "A"}, {"text": "الجيزة", "label": "B"}, {"text": "أسوان", "label": "C"}, {"text": "الأقصر", "label": "D"}]}, "answerKey": "A", "info": {"grade": 4, "subject": "Social_Studies", "language": "Arabic"}}
-"#;
-
-/// The leaderboard's own export (`OALL/Arabic_EXAMS`); one task, so any subject is an example.
-const EXAMS_DEV: &str = r#"{"id": "v1", "question": "ما لون السماء؟", "A": "أحمر", "B": "أزرق", "C": "أخضر", "D": "أصفر", "answer": "B", "subject": "Science"}
-{"id": "v2", "question": "كم عدد أركان الإسلام؟", "A": "ثلاثة", "B": "أربعة", "C": "خمسة", "D": "ستة", "answer": "C", "subject": "Islamic Studies"}
-{"id": "v3", "question": "سؤال ثالث", "A": "١", "B": "٢", "C": "٣", "D": "٤", "answer": "D", "subject": "Science"}
-"#;
-
+/// The leaderboard ran the lighteval formats 0-shot.
 #[test]
-fn exams_is_the_arabic_leaderboard_prompt() {
-    let zero = render(TaskFormat::Exams, "arabic-exams", EXAMS_TEST, EXAMS_DEV, 0);
-    assert_eq!(
-        zero.context,
-        "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Social Studies. \n\n\
-         السؤال: ما عاصمة مصر؟\n أ) القاهرة\n\n ب) الجيزة\n\n ج) أسوان\n\n د) الأقصر\n\nالإجابة:"
-    );
-    assert_eq!(zero.continuations, [" أ", " ب", " ج", " د"]);
-    let two = render(TaskFormat::Exams, "arabic-exams", EXAMS_TEST, EXAMS_DEV, 2);
-    assert_eq!(
-        two.context,
-        "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Science. \n\n\
-         السؤال: ما لون السماء؟\n أ) أحمر\n\n ب) أزرق\n\n ج) أخضر\n\n د) أصفر\n\nالإجابة: ب\n\n\
-         الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Islamic Studies. \n\n\
-         السؤال: كم عدد أركان الإسلام؟\n أ) ثلاثة\n\n ب) أربعة\n\n ج) خمسة\n\n د) ستة\n\nالإجابة: ج\n\n\
-         الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Social Studies. \n\n\
-         السؤال: ما عاصمة مصر؟\n أ) القاهرة\n\n ب) الجيزة\n\n ج) أسوان\n\n د) الأقصر\n\nالإجابة:"
-    );
-    assert_eq!(two.continuations, [" أ", " ب", " ج", " د"]);
+fn the_oall_formats_default_to_zero_shots() {
+    for format in ["arabic-exams-oall", "acva-oall"] {
+        assert_eq!(
+            PromptFormat::from_name(format).unwrap().default_shots(),
+            0,
+            "{format}"
+        );
+    }
 }
 
 const ACVA_TEST: &str = r#"{"id": "1", "question": "الرياض عاصمة السعودية", "answer": "صح", "subject": "Saudi_Arabia"}
@@ -228,59 +130,6 @@ const ACVA_DEV: &str = r#"{"id": "a", "question": "القاهرة في تونس"
 {"id": "c", "question": "مكة في مصر", "answer": "خطأ", "subject": "Saudi_Arabia"}
 {"id": "d", "question": "الدمام شرق المملكة", "answer": "صح", "subject": "Saudi_Arabia"}
 "#;
-
-#[test]
-fn acva_is_the_arabic_leaderboard_prompt() {
-    let zero = render(TaskFormat::Acva, "acva", ACVA_TEST, ACVA_DEV, 0);
-    assert_eq!(zero.context, "السؤال: الرياض عاصمة السعودية\nالإجابة:");
-    assert_eq!(zero.continuations, [" صح", " خطأ"]);
-    assert_eq!(zero.choices, ["صح", "خطأ"]);
-    let two = render(TaskFormat::Acva, "acva", ACVA_TEST, ACVA_DEV, 2);
-    assert_eq!(
-        two.context,
-        "السؤال: جدة مدينة ساحلية\nالإجابة: صح\n\n\
-         السؤال: مكة في مصر\nالإجابة: خطأ\n\n\
-         السؤال: الرياض عاصمة السعودية\nالإجابة:"
-    );
-    assert_eq!(two.continuations, [" صح", " خطأ"]);
-}
-
-/// lighteval <= 0.10 (the Open Arabic LLM Leaderboard's runs): the instruction once, the
-/// question's, and no space before the answer.
-#[test]
-fn the_oall_formats_are_lightevals_assembly() {
-    let zero = render(TaskFormat::Exams, "arabic-exams-oall", EXAMS_TEST, EXAMS_DEV, 0);
-    let exams = render(TaskFormat::Exams, "arabic-exams", EXAMS_TEST, EXAMS_DEV, 0);
-    assert_eq!(zero.context, exams.context);
-    assert_eq!(zero.continuations, ["أ", "ب", "ج", "د"]);
-    let two = render(TaskFormat::Exams, "arabic-exams-oall", EXAMS_TEST, EXAMS_DEV, 2);
-    assert_eq!(
-        two.context,
-        "الأسئلة التالية هي أسئلة متعددة الإختيارات مع الجواب الصحيح حول Social Studies. \n\n\
-         السؤال: ما لون السماء؟\n أ) أحمر\n\n ب) أزرق\n\n ج) أخضر\n\n د) أصفر\n\nالإجابة:ب\n\n\
-         السؤال: كم عدد أركان الإسلام؟\n أ) ثلاثة\n\n ب) أربعة\n\n ج) خمسة\n\n د) ستة\n\nالإجابة:ج\n\n\
-         السؤال: ما عاصمة مصر؟\n أ) القاهرة\n\n ب) الجيزة\n\n ج) أسوان\n\n د) الأقصر\n\nالإجابة:"
-    );
-    assert_eq!(two.continuations, ["أ", "ب", "ج", "د"]);
-
-    let zero = render(TaskFormat::Acva, "acva-oall", ACVA_TEST, ACVA_DEV, 0);
-    assert_eq!(zero.context, "السؤال: الرياض عاصمة السعودية\nالإجابة:");
-    assert_eq!(zero.continuations, ["صح", "خطأ"]);
-    let two = render(TaskFormat::Acva, "acva-oall", ACVA_TEST, ACVA_DEV, 2);
-    assert_eq!(
-        two.context,
-        "السؤال: جدة مدينة ساحلية\nالإجابة:صح\n\n\
-         السؤال: مكة في مصر\nالإجابة:خطأ\n\n\
-         السؤال: الرياض عاصمة السعودية\nالإجابة:"
-    );
-    for format in ["arabic-exams-oall", "acva-oall"] {
-        assert_eq!(
-            PromptFormat::from_name(format).unwrap().default_shots(),
-            0,
-            "{format}"
-        );
-    }
-}
 
 #[test]
 fn first_n_without_a_dev_split_skips_the_question_and_too_few_is_an_error() {
