@@ -127,20 +127,47 @@ fn eval_draws_shots_from_a_dev_split() {
         assert!((0.0..=1.0).contains(&acc) && (0.0..=1.0).contains(&norm));
     }
     assert_eq!(run(&[]), report, "the same seed gives the same result");
-    let chat = run(&[
-        "--mode",
-        "letters",
-        "--letters",
-        "arabic",
-        "--chat",
-        "--seed",
-        "7",
-    ]);
+    // Under a chat template each choice follows the generation prompt with no space (as
+    // lm-evaluation-harness scores it). This fixture's tokenizer has tokens for lowercase Latin
+    // letters and `▁` only, so a bare Arabic choice adds no token: an error naming the item.
+    let chat_on = |data: &std::path::Path| {
+        allam(&[
+            "eval",
+            "--model",
+            dir.to_str().unwrap(),
+            "--task",
+            "mc-jsonl",
+            "--data",
+            data.to_str().unwrap(),
+            "--dev",
+            dev.to_str().unwrap(),
+            "--shots",
+            "2",
+            "--chat",
+            "--seed",
+            "7",
+            "--json",
+        ])
+    };
+    let out = chat_on(&data);
+    assert_eq!(out.status.code(), Some(1));
+    let err = common::stderr(&out);
+    assert!(err.contains("item 2") && err.contains("adds no tokens"), "{err}");
+    let english = temp.path().join("english.jsonl");
+    let lines: String = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""language": "en""#))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&english, lines).unwrap();
+    let chat = json(&chat_on(&english));
     assert_eq!(
         (chat["chat"].as_bool(), chat["seed"].as_u64()),
         (Some(true), Some(7))
     );
-    assert_eq!(chat["overall"]["n"], 3);
+    assert_eq!(chat["overall"]["n"], 2);
+    assert_eq!(chat["settings"]["target_delimiter"], "");
     // A bad dev file names itself and its line.
     std::fs::write(&dev, "{\"question\": \"x\"}\n").unwrap();
     let out = allam(&[
