@@ -196,8 +196,7 @@ mod tests {
             dir: "x".into(),
             en_bpb: en,
             ar_bpb: ar,
-            mc_en: 0.25,
-            mc_ar: 0.25,
+            accuracy: Default::default(),
         }
     }
 

@@ -11,7 +11,9 @@
 //! stage5-dpo/             DPO of the SFT model on preference pairs
 //! ```
 //! A recipe run is all or nothing: it locks `out/` and replaces the previous recipe run there
-//! (every stage starts again); a directory that holds anything else is refused.
+//! (every stage starts again); a directory that holds anything else is refused. The recipe from an
+//! existing base is [`crate::from_base`].
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
@@ -24,17 +26,16 @@ use allam_tokenizer::{Corpus, ExpansionConfig};
 use allam_train::config::{
     ArchitectureSpec, CheckpointSpec, DataSpec, EvalSpec, EvalText, ModelSpec, RunConfig, TrainSpec,
 };
-use allam_train::run_dir::{DirLock, LOCK_FILE};
 use allam_train::{AdamWConfig, LrSchedule, RunOptions, Start};
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Phase, RecipeConfig};
 use crate::error::{RecipeError, Result};
 use crate::progress::StageProgress;
 
 /// What one model scored.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelScores {
     /// Stage label.
     pub stage: String,
@@ -44,10 +45,20 @@ pub struct ModelScores {
     pub en_bpb: f64,
     /// Arabic held-out bits per byte.
     pub ar_bpb: f64,
-    /// Multiple-choice accuracy on the English sample questions.
-    pub mc_en: f64,
-    /// Multiple-choice accuracy on the Arabic sample questions.
-    pub mc_ar: f64,
+    /// Multiple-choice accuracy by benchmark (the toy recipe: `MC (en)` and `MC (ar)` on the
+    /// sample questions).
+    pub accuracy: BTreeMap<String, f64>,
+}
+
+impl ModelScores {
+    /// One line: bits per byte and accuracies.
+    pub fn summary(&self) -> String {
+        let mut line = format!("English bpb {:.4}, Arabic bpb {:.4}", self.en_bpb, self.ar_bpb);
+        for (task, acc) in &self.accuracy {
+            line += &format!(", {task} {acc:.3}");
+        }
+        line
+    }
 }
 
 /// Everything the report is made of, measured by the run.
@@ -67,6 +78,12 @@ pub struct Outcome {
     pub dpo_reward_accuracy: f64,
     /// Mean DPO reward margin after DPO.
     pub dpo_mean_margin: f64,
+    /// DPO reward accuracy on held-out preference pairs, when the recipe has them.
+    pub dpo_heldout_reward_accuracy: Option<f64>,
+    /// What the expansion did to the base's pre-tokenizer (byte-level bases).
+    pub tokenizer_note: Option<String>,
+    /// Training tokens per second of each training stage.
+    pub throughput: Vec<(String, f64)>,
     /// Seconds per stage.
     pub seconds: Vec<(String, f64)>,
 }
@@ -82,66 +99,10 @@ fn write(path: &Path, text: &str) -> Result<()> {
 /// The tokenizer_config.json the recipe's tokenizers carry (Llama's specials).
 const TOKENIZER_CONFIG: &str = r#"{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "add_bos_token": true, "add_eos_token": false}"#;
 
-/// What a recipe run writes into `out/`.
-const RECIPE_OUTPUTS: &[&str] = &[
-    "tokenizers",
-    "data",
-    "stage1-base",
-    "stage2-expanded",
-    "stage3-mixed",
-    "stage3-control",
-    "stage4-sft",
-    "stage5-dpo",
-    "report.md",
-    "report.json",
-    "bpb.svg",
-];
-
-/// Locks `out` for this run and removes the previous recipe run's outputs (saying so); refuses a
-/// directory that holds other files and no recipe run, so a wrong `out` never loses anything.
-fn claim_out(out: &Path, progress: &dyn StageProgress) -> Result<DirLock> {
-    let lock = DirLock::acquire(out)?;
-    let mut ours = Vec::new();
-    let mut others = Vec::new();
-    for entry in std::fs::read_dir(out).map_err(io(out))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if RECIPE_OUTPUTS.contains(&name.as_str()) {
-            ours.push(name);
-        } else if name != LOCK_FILE {
-            others.push(name);
-        }
-    }
-    if ours.is_empty() && !others.is_empty() {
-        return Err(RecipeError::Config(format!(
-            "{} is not empty ({}) and holds no recipe run: choose a new or empty `out`",
-            out.display(),
-            others.join(", ")
-        )));
-    }
-    if !ours.is_empty() {
-        ours.sort();
-        progress.message(&format!(
-            "replacing the previous recipe run in {} ({})",
-            out.display(),
-            ours.join(", ")
-        ));
-        for name in &ours {
-            let path = out.join(name);
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            removed.map_err(io(&path))?;
-        }
-    }
-    Ok(lock)
-}
-
 /// Runs every stage and returns the measurements.
 pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcome> {
     let out = &config.out;
-    let _lock = claim_out(out, progress)?;
+    let _lock = crate::out_dir::claim_out(out, false, progress)?;
     let device = allam_model::device::select("cpu").map_err(RecipeError::Config)?;
     let sample = |name: &str| config.sample.join(name);
     let mut seconds = Vec::new();
@@ -206,8 +167,11 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
     write(&expanded_dir.join("tokenizer_config.json"), TOKENIZER_CONFIG)?;
     let report_json = serde_json::to_string_pretty(&expansion.report).expect("the report serialises");
     write(&expanded_dir.join("expansion_report.json"), &report_json)?;
-    let english_fertility =
-        english_fertility(&base_tokenizer, &expansion.tokenizer.tokenizer, &config.sample)?;
+    let english_fertility = english_fertility(
+        &base_tokenizer,
+        &expansion.tokenizer.tokenizer,
+        &sample("en_heldout.txt"),
+    )?;
     let arabic = &expansion.report.fertility.arabic_tokens_per_word;
 
     let stage2 = out.join("stage2-expanded");
@@ -295,6 +259,13 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
         scores.push(score_model(stage, &dir, &config.sample, &device)?);
     }
     lap("evaluation", &mut seconds);
+    let throughput = [&stage1, &stage3, &control, &stage4, &stage5]
+        .into_iter()
+        .filter_map(|dir| {
+            let name = dir.file_name()?.to_string_lossy().into_owned();
+            Some((name, crate::out_dir::tokens_per_second(dir)?))
+        })
+        .collect();
     Ok(Outcome {
         base_vocab,
         expanded_vocab: expansion.report.vocab_size as usize,
@@ -303,6 +274,9 @@ pub fn run(config: &RecipeConfig, progress: &dyn StageProgress) -> Result<Outcom
         scores,
         dpo_reward_accuracy,
         dpo_mean_margin,
+        dpo_heldout_reward_accuracy: None,
+        tokenizer_note: None,
+        throughput,
         seconds,
     })
 }
@@ -355,9 +329,17 @@ fn data_recipe(
     Ok(path)
 }
 
-fn schedule(phase: &Phase) -> LrSchedule {
+/// The schedule of `phase`, which starts after `frozen_steps` embeddings-only steps: its cosine
+/// spans the steps left (the schedule counts from the step where the body unfreezes), so it
+/// ends at `min_lr` where the phase ends.
+fn schedule(phase: &Phase, frozen_steps: u64) -> LrSchedule {
     match phase.min_lr {
-        Some(min) => LrSchedule::cosine(phase.lr, min, phase.warmup_steps, phase.steps.unwrap_or(1)),
+        Some(min) => LrSchedule::cosine(
+            phase.lr,
+            min,
+            phase.warmup_steps,
+            phase.steps.unwrap_or(1).saturating_sub(frozen_steps),
+        ),
         None => LrSchedule::constant(phase.lr, phase.warmup_steps),
     }
 }
@@ -383,7 +365,7 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
             dir: None,
         },
         optimizer: AdamWConfig::default(),
-        schedule: schedule(phase),
+        schedule: schedule(phase, warmup),
         train: TrainSpec {
             max_steps: phase.steps.unwrap_or(1),
             micro_batch_size: phase.micro_batch_size,
@@ -443,13 +425,13 @@ fn align_config(config: &RecipeConfig, phase: &Phase, model: &Path, data: &Path,
     );
     let mut aligned: AlignConfig = toml::from_str(&format!("{toml}[schedule]\nlr = {}\n", phase.lr))
         .expect("the recipe writes a valid stage configuration");
-    aligned.schedule = schedule(phase);
+    aligned.schedule = schedule(phase, 0);
     aligned
 }
 
 /// Reward accuracy and mean margin of the final DPO policy on every pair, against the cached
 /// reference log-probs of the run.
-fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Result<(f64, f64)> {
+pub(crate) fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Result<(f64, f64)> {
     let policy = PretrainedModel::load(&run_dir.join("final"), device)?;
     let tokenizer = policy.tokenizer()?;
     let template = config.template(tokenizer)?;
@@ -474,15 +456,14 @@ fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Device) -> Res
     Ok((accuracy, margins.iter().sum::<f64>() / n))
 }
 
-/// English tokens per word of the base and expanded tokenizers on the English held-out text
-/// (they must be equal: English keeps its ids), measured as the Arabic figures are.
-fn english_fertility(
+/// English tokens per word of the base and expanded tokenizers on the English held-out text at
+/// `path` (they must be equal: English keeps its ids), measured as the Arabic figures are.
+pub(crate) fn english_fertility(
     base: &allam_tokenizer::Tokenizer,
     expanded: &allam_tokenizer::Tokenizer,
-    sample: &Path,
+    path: &Path,
 ) -> Result<(f64, f64)> {
-    let path = sample.join("en_heldout.txt");
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
     let latin = |name: &str, t: &allam_tokenizer::Tokenizer| -> Result<f64> {
         let docs = text.lines().map(|l| Ok(l.to_string()));
         let stats = allam_tokenizer::measure(name, t, docs)?;
@@ -519,37 +500,4 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
         mc_en: acc(&en)?,
         mc_ar: acc(&ar)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::progress::Silent;
-
-    #[test]
-    fn a_recipe_replaces_its_own_run_and_refuses_anything_else() {
-        let dir = tempfile::tempdir().unwrap();
-        // Someone else's folder: refused, untouched.
-        let other = dir.path().join("other");
-        std::fs::create_dir_all(&other).unwrap();
-        std::fs::write(other.join("notes.txt"), "mine").unwrap();
-        let error = claim_out(&other, &Silent).unwrap_err().to_string();
-        assert!(
-            error.contains("holds no recipe run") && error.contains("notes.txt"),
-            "{error}"
-        );
-        assert!(other.join("notes.txt").exists());
-
-        // A previous recipe run: its stages go, so no stage mixes old checkpoints with new.
-        let out = dir.path().join("run");
-        std::fs::create_dir_all(out.join("stage1-base/checkpoints/step-00000099")).unwrap();
-        std::fs::write(out.join("report.md"), "old").unwrap();
-        let lock = claim_out(&out, &Silent).unwrap();
-        assert!(!out.join("stage1-base").exists() && !out.join("report.md").exists());
-        // While it runs, a second recipe into the same folder stops.
-        let error = claim_out(&out, &Silent).unwrap_err().to_string();
-        assert!(error.contains("is in use by allam process"), "{error}");
-        drop(lock);
-        claim_out(&out, &Silent).unwrap();
-    }
 }

@@ -7,8 +7,82 @@ use serde::Serialize;
 
 use crate::config::RecipeConfig;
 use crate::error::{RecipeError, Result};
+use crate::from_base::BaseRecipe;
 use crate::pipeline::{Outcome, run};
 use crate::progress::StageProgress;
+
+/// What a report says besides the measurements: its title, where the run came from, the margin
+/// it judges English by, the stage folders with a loss curve.
+#[derive(Clone, Debug)]
+pub struct ReportContext {
+    /// The run folder (paths in the report are relative to it).
+    pub out: PathBuf,
+    /// The report's title.
+    pub title: String,
+    /// The first paragraph: what was run on what.
+    pub intro: String,
+    /// The base tokenizer's row label in the fertility table.
+    pub base_tokenizer: String,
+    /// English bpb of the mixed run may exceed the control's by at most this.
+    pub english_bpb_margin: f64,
+    /// Stage folders with a `loss.svg`.
+    pub loss_plots: Vec<String>,
+}
+
+impl RecipeConfig {
+    /// The toy recipe's report context.
+    pub fn report_context(&self) -> ReportContext {
+        ReportContext {
+            out: self.out.clone(),
+            title: "ALLaM recipe at toy scale — report".into(),
+            intro: format!(
+                "Every number below was measured by this run (`allam recipe` / `cargo run --release --example reproduce`) \
+                 on the sample data in `{}` (paths in this report are relative to its folder). Stage directories hold \
+                 each model as a Hugging Face checkpoint, its `metrics.jsonl` and `loss.svg`.",
+                relative_path(&self.sample, &self.out).display()
+            ),
+            base_tokenizer: "base (English BPE)".into(),
+            english_bpb_margin: self.report.english_bpb_margin,
+            loss_plots: [
+                "stage1-base",
+                "stage3-mixed",
+                "stage3-control",
+                "stage4-sft",
+                "stage5-dpo",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl BaseRecipe {
+    /// The report context of a recipe from a base.
+    pub fn report_context(&self) -> ReportContext {
+        let name = crate::from_base::base_name(self);
+        ReportContext {
+            out: self.out.clone(),
+            title: format!("ALLaM recipe from {name} — report"),
+            intro: format!(
+                "Every number below was measured by this run (`allam recipe`) from the base `{}` (paths in this \
+                 report are relative to the run folder), on {} / {} precision. Stage directories hold each model as a \
+                 Hugging Face checkpoint, its `metrics.jsonl` and `loss.svg`; `scores/` holds each model's \
+                 measurements and `recipe-state.json` the recipe as run.",
+                relative_path(&self.base.dir, &self.out).display(),
+                self.device,
+                serde_json::to_value(self.precision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+            ),
+            base_tokenizer: format!("base ({name})"),
+            english_bpb_margin: self.report.english_bpb_margin,
+            loss_plots: ["stage3-mixed", "stage3-control", "stage4-sft", "stage5-dpo"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
 
 /// The paper's claims as checked on this run.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -26,8 +100,8 @@ pub struct Verdicts {
 }
 
 impl Verdicts {
-    /// Judges `outcome` with the margin of `config`.
-    pub fn of(outcome: &Outcome, config: &RecipeConfig) -> Self {
+    /// Judges `outcome` with the English-kept `margin` (bits per byte).
+    pub fn of(outcome: &Outcome, margin: f64) -> Self {
         let score = |prefix: &str| outcome.scores.iter().find(|s| s.stage.starts_with(prefix));
         let (expanded, mixed, control) = (score("2 "), score("3 mixed"), score("3 control"));
         let (ab, ae) = outcome.arabic_fertility;
@@ -37,7 +111,7 @@ impl Verdicts {
             english_unchanged: (eb - ee).abs() < 1e-12,
             arabic_bpb_down: matches!((expanded, mixed), (Some(e), Some(m)) if m.ar_bpb < e.ar_bpb),
             english_kept: matches!((mixed, control), (Some(m), Some(c))
-                if m.en_bpb - c.en_bpb <= config.report.english_bpb_margin),
+                if m.en_bpb - c.en_bpb <= margin),
             dpo_above_chance: outcome.dpo_reward_accuracy > 0.5,
         }
     }
@@ -49,18 +123,13 @@ fn mark(ok: bool) -> &'static str {
 
 /// Writes `report.md`, `report.json` and `bpb.svg` into the run directory; returns the
 /// report's path.
-pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf> {
-    let v = Verdicts::of(outcome, config);
+pub fn write_report(outcome: &Outcome, config: &ReportContext) -> Result<PathBuf> {
+    let margin = config.english_bpb_margin;
+    let v = Verdicts::of(outcome, margin);
     let mut md = String::new();
     let w = &mut md;
-    let _ = writeln!(w, "# ALLaM recipe at toy scale — report\n");
-    let _ = writeln!(
-        w,
-        "Every number below was measured by this run (`allam recipe` / `cargo run --release --example reproduce`) \
-         on the sample data in `{}` (paths in this report are relative to its folder). Stage directories hold \
-         each model as a Hugging Face checkpoint, its `metrics.jsonl` and `loss.svg`.\n",
-        relative_path(&config.sample, &config.out).display()
-    );
+    let _ = writeln!(w, "# {}\n", config.title);
+    let _ = writeln!(w, "{}\n", config.intro);
     let (ab, ae) = outcome.arabic_fertility;
     let (eb, ee) = outcome.english_fertility;
     let _ = writeln!(
@@ -75,8 +144,8 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
     let _ = writeln!(w, "|---|---:|---:|---:|");
     let _ = writeln!(
         w,
-        "| base (English BPE) | {} | {ab:.3} | {eb:.3} |",
-        outcome.base_vocab
+        "| {} | {} | {ab:.3} | {eb:.3} |",
+        config.base_tokenizer, outcome.base_vocab
     );
     let _ = writeln!(w, "| expanded | {} | {ae:.3} | {ee:.3} |", outcome.expanded_vocab);
     let _ = writeln!(
@@ -85,26 +154,39 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
         ab / ae.max(1e-9),
         mark(v.english_unchanged)
     );
+    if let Some(note) = &outcome.tokenizer_note {
+        let _ = writeln!(w, "Pre-tokenizer: {note}.\n");
+    }
     let _ = writeln!(
         w,
         "## 2. Every stage: held-out bits per byte and multiple choice\n"
     );
+    let tasks: Vec<&String> = outcome
+        .scores
+        .first()
+        .map(|s| s.accuracy.keys().collect())
+        .unwrap_or_default();
     let _ = writeln!(
         w,
-        "| stage | English bpb | Arabic bpb | MC acc (en) | MC acc (ar) |"
+        "| stage | English bpb | Arabic bpb |{}",
+        tasks.iter().map(|t| format!(" {t} acc |")).collect::<String>()
     );
-    let _ = writeln!(w, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---|---:|---:|{}", "---:|".repeat(tasks.len()));
     for s in &outcome.scores {
+        let accuracies: String = tasks
+            .iter()
+            .map(|t| s.accuracy.get(*t).map_or(" — |".into(), |a| format!(" {a:.3} |")))
+            .collect();
         let _ = writeln!(
             w,
-            "| {} | {:.4} | {:.4} | {:.3} | {:.3} |",
-            s.stage, s.en_bpb, s.ar_bpb, s.mc_en, s.mc_ar
+            "| {} | {:.4} | {:.4} |{accuracies}",
+            s.stage, s.en_bpb, s.ar_bpb
         );
     }
     let _ = writeln!(
         w,
         "\nBits per byte (total NLL / (ln 2 · UTF-8 bytes)) compare models with different tokenizers. \
-         Multiple choice: 4 options (chance 0.25), scored by log-likelihood of the choice text.\n"
+         Multiple choice: accuracy of the choice with the highest log-likelihood (4 options: chance 0.25).\n"
     );
     let get = |p: &str| outcome.scores.iter().find(|s| s.stage.starts_with(p));
     if let (Some(e), Some(m), Some(c)) = (get("2 "), get("3 mixed"), get("3 control")) {
@@ -125,7 +207,7 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
             m.en_bpb,
             c.en_bpb,
             m.en_bpb - c.en_bpb,
-            config.report.english_bpb_margin
+            margin
         );
     }
     let _ = writeln!(
@@ -138,6 +220,16 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
         "Reward accuracy on the preference pairs after DPO: {:.3} (chance 0.5); mean reward margin {:+.4}.\n",
         outcome.dpo_reward_accuracy, outcome.dpo_mean_margin
     );
+    if let Some(heldout) = outcome.dpo_heldout_reward_accuracy {
+        let _ = writeln!(w, "Reward accuracy on held-out pairs: {heldout:.3}.\n");
+    }
+    if !outcome.throughput.is_empty() {
+        let _ = writeln!(w, "## Training speed\n\n| stage | tokens/s |\n|---|---:|");
+        for (stage, rate) in &outcome.throughput {
+            let _ = writeln!(w, "| {stage} | {rate:.1} |");
+        }
+        let _ = writeln!(w);
+    }
     let _ = writeln!(w, "## Time\n\n| stage | seconds |\n|---|---:|");
     for (stage, s) in &outcome.seconds {
         let _ = writeln!(w, "| {stage} | {s:.1} |");
@@ -147,19 +239,16 @@ pub fn write_report(outcome: &Outcome, config: &RecipeConfig) -> Result<PathBuf>
     let _ = writeln!(
         w,
         "Plots: `bpb.svg` (bits per byte per stage) and each stage's `loss.svg`:\n{}",
-        [
-            "stage1-base",
-            "stage3-mixed",
-            "stage3-control",
-            "stage4-sft",
-            "stage5-dpo"
-        ]
-        .map(|d| format!("- [{d}/loss.svg]({d}/loss.svg)"))
-        .join("\n")
+        config
+            .loss_plots
+            .iter()
+            .map(|d| format!("- [{d}/loss.svg]({d}/loss.svg)"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 
     let out = &config.out;
-    let svg = crate::chart::bpb_svg(&outcome.scores, config.report.english_bpb_margin)
+    let svg = crate::chart::bpb_svg(&outcome.scores, margin)
         .map_err(|e| RecipeError::Config(format!("plotting {}: {e}", out.join("bpb.svg").display())))?;
     allam_train::checkpoint::write_atomically(&out.join("bpb.svg"), svg.as_bytes())?;
     // Model directories relative to the run folder, so the report holds wherever the folder goes.
@@ -220,8 +309,28 @@ pub fn reproduce(
     progress: &dyn StageProgress,
 ) -> Result<(Outcome, Verdicts, PathBuf)> {
     let outcome = run(config, progress)?;
-    let report = write_report(&outcome, config)?;
-    Ok((outcome.clone(), Verdicts::of(&outcome, config), report))
+    let report = write_report(&outcome, &config.report_context())?;
+    Ok((
+        outcome.clone(),
+        Verdicts::of(&outcome, config.report.english_bpb_margin),
+        report,
+    ))
+}
+
+/// Runs a recipe from a base and writes its report: `None` when `options.stop_after` ended it
+/// before the end (continue with `resume`).
+pub fn reproduce_from_base(
+    recipe: &BaseRecipe,
+    options: crate::from_base::Options,
+    progress: &dyn StageProgress,
+) -> Result<Option<(Outcome, Verdicts, PathBuf)>> {
+    let Some(outcome) = crate::from_base::run(recipe, options, progress)? else {
+        return Ok(None);
+    };
+    let context = recipe.report_context();
+    let report = write_report(&outcome, &context)?;
+    let verdicts = Verdicts::of(&outcome, context.english_bpb_margin);
+    Ok(Some((outcome, verdicts, report)))
 }
 
 /// The report of a finished run directory, if there is one.

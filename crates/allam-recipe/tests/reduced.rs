@@ -31,7 +31,7 @@ fn a_reduced_recipe_runs_every_stage_and_reports() {
     assert_eq!(outcome.scores.len(), 6);
     for s in &outcome.scores {
         assert!(
-            s.en_bpb > 0.0 && s.ar_bpb > 0.0 && (0.0..=1.0).contains(&s.mc_en),
+            s.en_bpb > 0.0 && s.ar_bpb > 0.0 && (0.0..=1.0).contains(&s.accuracy["MC (en)"]),
             "{s:?}"
         );
         assert!(s.dir.join("model.safetensors").exists(), "{s:?}");
