@@ -497,7 +497,10 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
         dir: dir.to_path_buf(),
         en_bpb: bpb("en")?,
         ar_bpb: bpb("ar")?,
-        mc_en: acc(&en)?,
-        mc_ar: acc(&ar)?,
+        accuracy: [
+            ("MC (en)".to_string(), acc(&en)?),
+            ("MC (ar)".to_string(), acc(&ar)?),
+        ]
+        .into(),
     })
 }
