@@ -44,10 +44,11 @@ pub enum RopeScaling {
     /// YaRN: a ramp between interpolated and extrapolated frequencies, and an attention factor
     /// multiplying the cosines and sines.
     Yarn {
-        /// The interpolation factor (replaced by `max_position_embeddings / original` when the
-        /// original context is given, as `transformers` does).
+        /// The interpolation factor (kept as configured even where it differs from
+        /// `max_position_embeddings / original`, as current `transformers` does).
         factor: f64,
-        /// The pre-training context, if given.
+        /// The pre-training context: where the correction range is measured
+        /// (`max_position_embeddings` when absent).
         original_max_position_embeddings: Option<f64>,
         /// Fixed attention factor; derived from the factor (and `mscale`s) when absent.
         attention_factor: Option<f64>,
@@ -158,7 +159,9 @@ pub fn inverse_frequencies(config: &LlamaConfig, seq_len: usize) -> (Vec<f32>, f
     (rounded, attention_factor)
 }
 
-/// YaRN's frequencies and attention factor (`_compute_yarn_parameters`).
+/// YaRN's frequencies and attention factor, as `transformers`' `_compute_yarn_parameters` (5.x):
+/// the configured factor scales the interpolated frequencies and the default attention factor;
+/// the original context only places the correction range.
 fn yarn_frequencies(yarn: &RopeScaling, config: &LlamaConfig) -> (Vec<f32>, f32) {
     let RopeScaling::Yarn {
         factor,
@@ -174,11 +177,8 @@ fn yarn_frequencies(yarn: &RopeScaling, config: &LlamaConfig) -> (Vec<f32>, f32)
         unreachable!("called with a YaRN scaling")
     };
     let (dim, base) = (config.head_dim, config.rope_theta);
-    // With an original context given, the factor is the ratio of the two contexts.
-    let (factor, original) = match original_max_position_embeddings {
-        Some(original) => (config.max_position_embeddings as f64 / original, *original),
-        None => (*factor, config.max_position_embeddings as f64),
-    };
+    let factor = *factor;
+    let original = original_max_position_embeddings.unwrap_or(config.max_position_embeddings as f64);
     let get_mscale = |scale: f64, m: f64| {
         if scale <= 1.0 {
             1.0
@@ -259,13 +259,11 @@ impl RotaryTables {
         }
     }
 
-    /// Rotates `x` (`[batch, heads, seq, head_dim]`).
+    /// Rotates `x` (`[batch, heads, seq, head_dim]`). The tables are f32 and so is the result:
+    /// a half-type `x` (mixed precision) is promoted, as `bf16 · f32` is in PyTorch.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        // The tables are f32; in mixed precision they are applied in the activations' type.
-        let (cos, sin) = (
-            crate::precision::cast_to(self.cos.clone(), x.dtype()),
-            crate::precision::cast_to(self.sin.clone(), x.dtype()),
-        );
+        let x = crate::precision::to_f32(x);
+        let (cos, sin) = (self.cos.clone(), self.sin.clone());
         let [_, _, _, head_dim] = x.dims();
         let half_dim = head_dim / 2;
         let first = x.clone().narrow(3, 0, half_dim);
@@ -352,5 +350,42 @@ mod tests {
         // The highest frequency is extrapolated (kept), the lowest interpolated (÷ 4).
         assert_eq!(f[0], plain[0]);
         assert!((f[3] - plain[3] / 4.0).abs() < 1e-9, "{f:?}");
+    }
+
+    /// Frequencies and attention factors computed by `transformers`' own `_compute_yarn_parameters`
+    /// (`scripts/make_precision_fixtures.py yarn`), read through `config.json` parsing.
+    #[test]
+    fn yarn_matches_transformers() {
+        let cases: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/yarn_reference.json")).unwrap();
+        let cases = cases.as_array().unwrap();
+        assert!(cases.len() >= 7);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let c = &case["config"];
+            let json = serde_json::json!({
+                "vocab_size": 32, "hidden_size": 64, "intermediate_size": 24, "num_hidden_layers": 1,
+                "num_attention_heads": 64 / c["head_dim"].as_u64().unwrap(),
+                "head_dim": c["head_dim"], "rope_theta": c["rope_theta"],
+                "max_position_embeddings": c["max_position_embeddings"], "rope_scaling": c["rope_scaling"],
+            });
+            let config = crate::HfConfig::from_json_str(&json.to_string(), std::path::Path::new(name))
+                .unwrap()
+                .to_llama_config()
+                .unwrap();
+            let (inv_freq, attention_factor) = inverse_frequencies(&config, 1);
+            let want = case["attention_factor"].as_f64().unwrap();
+            assert!(
+                (f64::from(attention_factor) - want).abs() < 1e-6,
+                "{name}: {attention_factor} vs {want}"
+            );
+            let expected = case["inv_freq"].as_array().unwrap();
+            assert_eq!(inv_freq.len(), expected.len(), "{name}");
+            for (i, (got, want)) in inv_freq.iter().zip(expected).enumerate() {
+                let want = want.as_f64().unwrap();
+                let error = (f64::from(*got) - want).abs() / want;
+                assert!(error < 2e-6, "{name}: inv_freq[{i}] {got} vs {want}");
+            }
+        }
     }
 }
