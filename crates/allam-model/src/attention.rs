@@ -11,7 +11,7 @@ use crate::config::LlamaConfig;
 use crate::cpu_attention;
 use crate::device::is_cpu;
 use crate::mlp::linear;
-use crate::precision::{cast_to, to_f32};
+use crate::precision::{cast_to, mul_scalar_rounded, to_f32};
 use crate::rope::RotaryTables;
 use crate::split::{project, project_group};
 
@@ -73,9 +73,12 @@ impl Attention {
         let groups = h / kvh;
         let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
 
+        // The products run in the input's type (f32, or half under mixed precision); the rotary
+        // embedding in f32, its result cast back for the products that read it.
+        let dtype = x.dtype();
         let [q, k, v] = project_group([&self.q_proj, &self.k_proj, &self.v_proj], x);
-        let q = rope.apply(split(q, h));
-        let k = rope.apply(split(k, kvh));
+        let q = cast_to(rope.apply(split(q, h)), dtype);
+        let k = cast_to(rope.apply(split(k, kvh)), dtype);
         let v = split(v, kvh);
         let (k, v) = match cache {
             Some(cache) => cache.append(k, v),
@@ -109,9 +112,8 @@ impl Attention {
             // Composed of differentiable ops. The query heads that share a KV head are folded
             // into the sequence axis, so K and V are not copied per query head.
             // In mixed precision the scores are masked and normalised in f32.
-            let dtype = q.dtype();
             let q = q.reshape([batch, kvh, groups * seq, d]);
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+            let scores = mul_scalar_rounded(q.matmul(k.swap_dims(2, 3)), scale);
             let scores = to_f32(scores.reshape([batch, kvh, groups, seq, keys])) + bias;
             let probs = cast_to(softmax(scores, 4), dtype).reshape([batch, kvh, groups * seq, keys]);
             probs.matmul(v).reshape([batch, h, seq, d])

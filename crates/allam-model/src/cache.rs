@@ -1,7 +1,8 @@
 //! A preallocated key/value cache for incremental decoding.
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::config::LlamaConfig;
+use crate::precision::{cast_to, product_dtype};
 
 /// One layer's keys and values, `[batch, kv_heads, capacity, head_dim]`, filled up to `len`.
 #[derive(Debug)]
@@ -12,10 +13,11 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    fn new(shape: [usize; 4], device: &Device) -> Self {
+    fn new(shape: [usize; 4], dtype: DType, device: &Device) -> Self {
+        let zeros = || Some(cast_to(Tensor::zeros(shape, device), dtype));
         Self {
-            keys: Some(Tensor::zeros(shape, device)),
-            values: Some(Tensor::zeros(shape, device)),
+            keys: zeros(),
+            values: zeros(),
             len: 0,
         }
     }
@@ -55,12 +57,13 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// Allocates a cache for `batch` sequences of up to `capacity` tokens.
+    /// Allocates a cache for `batch` sequences of up to `capacity` tokens (in the type the
+    /// attention products read: f32, or the half type of mixed precision).
     pub fn new(config: &LlamaConfig, batch: usize, capacity: usize, device: &Device) -> Self {
         let shape = [batch, config.num_key_value_heads, capacity, config.head_dim];
         Self {
             layers: (0..config.num_hidden_layers)
-                .map(|_| LayerCache::new(shape, device))
+                .map(|_| LayerCache::new(shape, product_dtype(config), device))
                 .collect(),
             real: vec![false; batch * capacity],
             batch,

@@ -1,13 +1,13 @@
 //! One pre-norm decoder layer.
 use burn::module::Module;
 use burn::nn::{Initializer, RmsNorm, RmsNormConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use crate::attention::Attention;
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
 use crate::mlp::SwiGlu;
-use crate::precision::rms_norm;
+use crate::precision::{cast_to, rms_norm};
 use crate::rope::RotaryTables;
 
 /// `h = x + attn(norm₁(x)); out = h + mlp(norm₂(h))`.
@@ -35,18 +35,21 @@ impl DecoderLayer {
         }
     }
 
-    /// Applies the layer (`x`: `[batch, seq, hidden]`).
+    /// Applies the layer (`x`: `[batch, seq, hidden]`, the residual stream, f32). The attention
+    /// and MLP blocks run their products in `products` (f32, or the half type of mixed
+    /// precision); their outputs return to the residual's type before the adds.
     pub fn forward(
         &self,
         x: Tensor<3>,
         rope: &RotaryTables,
         bias: Tensor<5>,
         cache: Option<&mut LayerCache>,
+        products: DType,
     ) -> Tensor<3> {
-        let h = x.clone()
-            + self
-                .self_attn
-                .forward(rms_norm(&self.input_layernorm, x), rope, bias, cache);
-        h.clone() + self.mlp.forward(rms_norm(&self.post_attention_layernorm, h))
+        let residual = x.dtype();
+        let normed = cast_to(rms_norm(&self.input_layernorm, x.clone()), products);
+        let h = x + cast_to(self.self_attn.forward(normed, rope, bias, cache), residual);
+        let normed = cast_to(rms_norm(&self.post_attention_layernorm, h.clone()), products);
+        h + cast_to(self.mlp.forward(normed), residual)
     }
 }

@@ -1,11 +1,11 @@
 //! The SwiGLU feed-forward block.
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::LlamaConfig;
 use crate::cpu_swiglu;
+use crate::precision::silu;
 use crate::split::{project, project_group};
 
 /// `down(silu(gate(x)) ⊙ up(x))`, with biases when `mlp_bias`.

@@ -1,7 +1,7 @@
 //! The whole decoder: embeddings, layers, final norm and output head.
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, RmsNorm, RmsNormConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::batch::{MASKED, TokenBatch};
 use crate::cache::KvCache;
@@ -9,7 +9,7 @@ use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
 use crate::layer::DecoderLayer;
 use crate::mlp::linear;
-use crate::precision::{cast_to, float_dtype, rms_norm, to_f32};
+use crate::precision::{cast_to, product_dtype, rms_norm, to_f32};
 use crate::rope::RotaryTables;
 use crate::split::{matmul_columns, project};
 
@@ -97,27 +97,21 @@ impl Llama {
             &self.config,
             &device,
         );
-        let embedded = self.embed(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
-        Ok((embedded, LayerPass { rope, bias }))
+        let embedded =
+            self.embed_tokens
+                .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        let products = product_dtype(&self.config);
+        Ok((embedded, LayerPass { rope, bias, products }))
     }
 
     /// Decoder layer `index` on `x`, within `pass` (see [`Llama::layer_pass`]).
     pub fn layer(&self, index: usize, x: Tensor<3>, pass: &LayerPass) -> Tensor<3> {
-        self.layers[index].forward(x, &pass.rope, pass.bias.clone(), None)
+        self.layers[index].forward(x, &pass.rope, pass.bias.clone(), None, pass.products)
     }
 
     /// The final RMSNorm: the last layer's output becomes the hidden states the head reads.
     pub fn final_norm(&self, x: Tensor<3>) -> Tensor<3> {
         rms_norm(&self.norm, x)
-    }
-
-    /// The embedding rows of `ids`, in the compute type when mixed precision is on.
-    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        let embedded = self.embed_tokens.forward(ids);
-        match self.config.compute_dtype {
-            Some(dtype) => embedded.cast(float_dtype(dtype)),
-            None => embedded,
-        }
     }
 
     /// Runs the new tokens of `batch` through the model, reading and extending `cache`, and
@@ -188,10 +182,13 @@ impl Llama {
             &self.config,
             &device,
         );
-        let mut x = self.embed(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
+        let products = product_dtype(&self.config);
+        let mut x = self
+            .embed_tokens
+            .forward(ids_tensor(&batch.input_ids, batch.rows, batch.len, &device));
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, &rope, bias.clone(), layer_cache);
+            x = layer.forward(x, &rope, bias.clone(), layer_cache, products);
         }
         self.final_norm(x)
     }
@@ -208,7 +205,14 @@ impl Llama {
     /// Projects hidden states onto the vocabulary; the logits are f32 (in mixed precision the
     /// product runs in the compute type and its result is cast up, as `transformers` does).
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
-        to_f32(self.project_head(hidden))
+        to_f32(self.project_head(self.head_input(hidden)))
+    }
+
+    /// The hidden states as the output head multiplies them: in the compute type under mixed
+    /// precision (autocast casts a product's inputs), else unchanged. A head computed outside
+    /// [`Llama::logits`] (the chunked head of training) starts from this.
+    pub fn head_input(&self, hidden: Tensor<3>) -> Tensor<3> {
+        cast_to(hidden, product_dtype(&self.config))
     }
 
     fn project_head(&self, hidden: Tensor<3>) -> Tensor<3> {
@@ -233,6 +237,7 @@ impl Llama {
 pub struct LayerPass {
     rope: RotaryTables,
     bias: Tensor<5>,
+    products: DType,
 }
 
 /// Token ids as an integer tensor `[rows, len]`.

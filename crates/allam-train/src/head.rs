@@ -109,11 +109,11 @@ fn weighted_nll(
     let [rows, len, hidden_size] = hidden.dims();
     let tracked = hidden.is_tracked() || weight.is_tracked();
     let h = hidden.clone().reshape([rows * len, hidden_size]);
-    // In mixed precision the hidden states are bf16: the head and cross-entropy run in f32.
-    let dtype = h.dtype();
+    // In mixed precision the hidden states come in the half type (`Llama::head_input`): the
+    // products run in it, as autocast runs the head's `linear`, and the softmax in f32.
     let pass = head_pass(
-        h.clone().without_autodiff().cast(FloatDType::F32),
-        weight.clone().without_autodiff().cast(FloatDType::F32),
+        h.clone().without_autodiff(),
+        weight.clone().without_autodiff(),
         targets,
         weights,
         chunk.max(1),
@@ -125,7 +125,7 @@ fn weighted_nll(
         return ChunkedNll { sum, per_row };
     };
     // Zero in value, the chunked gradients in backward.
-    let surrogate = (h * grad_h.cast(dtype_of(dtype))).sum().cast(FloatDType::F32) + (weight * grad_w).sum();
+    let surrogate = (h * grad_h).sum().cast(FloatDType::F32) + (weight * grad_w).sum();
     let zero = surrogate.clone() - surrogate.detach();
     ChunkedNll {
         sum: zero + sum,
@@ -133,17 +133,19 @@ fn weighted_nll(
     }
 }
 
-/// The float type of `dtype` (f32 for anything that is not a half type).
-fn dtype_of(dtype: DType) -> FloatDType {
+/// `t` in the float type `dtype` (a no-op when it already is).
+fn cast_to(t: Tensor<2>, dtype: DType) -> Tensor<2> {
     match dtype {
-        DType::BF16 => FloatDType::BF16,
-        DType::F16 => FloatDType::F16,
-        _ => FloatDType::F32,
+        _ if t.dtype() == dtype => t,
+        DType::BF16 => t.cast(FloatDType::BF16),
+        DType::F16 => t.cast(FloatDType::F16),
+        _ => t.cast(FloatDType::F32),
     }
 }
 
 /// What one pass over the chunks produced: per-token weighted NLL `[tokens]` (no autodiff) and,
-/// if asked, `∂/∂h` `[tokens, hidden]` and `∂/∂W` `[hidden, vocab]` of their sum.
+/// if asked, `∂/∂h` `[tokens, hidden]` (in `h`'s type) and `∂/∂W` `[hidden, vocab]` (f32) of
+/// their sum.
 struct HeadPass {
     nll: Tensor<1>,
     grads: Option<(Tensor<2>, Tensor<2>)>,
@@ -160,6 +162,11 @@ fn head_pass(
     let [tokens, hidden_size] = h.dims();
     let vocab = weight.dims()[1];
     let device = h.device();
+    // The products run in h's type with the weight cast to it; the logits, their softmax and
+    // ∂L/∂z in f32, ∂L/∂z rounded to h's type for the backward products (autocast's order), and
+    // each chunk's part of ∂L/∂W summed in f32.
+    let dtype = h.dtype();
+    let weight = cast_to(weight, dtype);
     let mut nll = Vec::new();
     let mut grad_h = Vec::new();
     let mut grad_w: Option<Tensor<2>> = None;
@@ -170,7 +177,8 @@ fn head_pass(
         let ids: Vec<i64> = targets[start..end].iter().map(|&t| i64::from(t)).collect();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, 1]), &device);
         let coefficients = weights.clone().slice([start..end, 0..1]);
-        let log_probs = log_softmax(h_chunk.clone().matmul(weight.clone()), 1);
+        let logits = cast_to(h_chunk.clone().matmul(weight.clone()), DType::F32);
+        let log_probs = log_softmax(logits, 1);
         let picked = log_probs.clone().gather(1, ids.clone());
         nll.push((picked.neg() * coefficients.clone()).reshape([n]));
         if with_grads {
@@ -181,8 +189,9 @@ fn head_pass(
                 coefficients.neg(),
                 IndexingUpdateOp::Add,
             );
+            let grad_z = cast_to(grad_z, dtype);
             grad_h.push(grad_z.clone().matmul(weight.clone().transpose()));
-            let part = h_chunk.transpose().matmul(grad_z);
+            let part = cast_to(h_chunk.transpose().matmul(grad_z), DType::F32);
             grad_w = Some(match grad_w {
                 Some(total) => total + part,
                 None => part,

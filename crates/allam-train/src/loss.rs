@@ -93,7 +93,12 @@ pub fn language_model_loss(
             .map(|&l| f32::from(u8::from(l != IGNORE_INDEX)))
             .collect(),
     };
-    let nll = chunked_nll(hidden, model.output_weight(), &targets, head_chunk_tokens)?;
+    let nll = chunked_nll(
+        model.head_input(hidden),
+        model.output_weight(),
+        &targets,
+        head_chunk_tokens,
+    )?;
     Ok(BatchLoss {
         sum: nll.sum,
         per_row: nll.per_row,

@@ -56,6 +56,22 @@ pub struct StepOptions {
     pub activation_checkpointing: ActivationCheckpointing,
 }
 
+impl StepOptions {
+    /// The learning rate of step `step` (0-based): the embeddings-only phase's own rate while it
+    /// lasts, then the run's schedule counted from the step where every weight trains (its
+    /// warm-up then warms up the newly unfrozen body; a cosine spans its `total_steps`, counted
+    /// from there, or the steps left).
+    pub fn learning_rate(&self, step: u64) -> f64 {
+        match self.embedding_warmup {
+            Some(w) if step < w.steps => w.lr_at(step),
+            Some(w) => self
+                .schedule
+                .lr_at(step - w.steps, self.max_steps.saturating_sub(w.steps)),
+            None => self.schedule.lr_at(step, self.max_steps),
+        }
+    }
+}
+
 /// What the backward pass keeps of the forward pass (`[train] activation_checkpointing`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,18 +132,9 @@ impl<O: Objective> Trainer<O> {
         }
     }
 
-    /// The learning rate of the next step: the embeddings-only phase's own rate while it lasts,
-    /// then the run's schedule counted from the step where every weight trains (its warm-up
-    /// then warms up the newly unfrozen body; a cosine spans the steps left).
+    /// The learning rate of the next step ([`StepOptions::learning_rate`]).
     pub fn learning_rate(&self) -> f64 {
-        let o = &self.options;
-        match o.embedding_warmup {
-            Some(w) if self.step < w.steps => w.lr_at(self.step),
-            Some(w) => o
-                .schedule
-                .lr_at(self.step - w.steps, o.max_steps.saturating_sub(w.steps)),
-            None => o.schedule.lr_at(self.step, o.max_steps),
-        }
+        self.options.learning_rate(self.step)
     }
 
     /// Makes one optimizer step. On a non-finite loss or gradient the model and optimizer are
