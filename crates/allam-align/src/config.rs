@@ -19,8 +19,10 @@
 //! loss = "sigmoid"                    # sigmoid, ipo, hinge
 //! label_smoothing = 0.0
 //! reference = "cached"                # cached (one pass, on disk) or memory (a frozen copy)
-//! max_prompt_length = 128             # a too-long pair's prompt is cut to this (default seq_len / 4)
-//! truncation_mode = "keep_end"        # keep_end or keep_start of the prompt (TRL's)
+//! truncation = "prompt-first"         # over-long pairs: prompt-first (TRL ≤ 0.11) or sequence (current TRL)
+//! max_prompt_length = 128             # prompt-first: a too-long pair's prompt is cut to this (default seq_len / 4)
+//! truncation_mode = "keep_end"        # which end is kept: of the prompt (prompt-first, default keep_end)
+//!                                     # or of each sequence (sequence, default keep_start)
 //! ```
 use std::path::{Path, PathBuf};
 
@@ -30,9 +32,10 @@ use allam_train::plan::{MemoryPlan, PlanInput, shape};
 use allam_train::{AdamWConfig, LrSchedule};
 use serde::{Deserialize, Serialize};
 
-use crate::dpo::{DpoConfig, DpoLossKind, PairTruncation, TruncationMode};
+use crate::dpo::{DpoConfig, DpoLossKind};
 use crate::error::{AlignError, Result};
 use crate::template::ChatTemplate;
+use crate::truncation::{PairTruncation, SequenceTruncation, Truncation, TruncationMode};
 
 /// Which stage a configuration is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +85,7 @@ pub struct AlignData {
     #[serde(default = "llama2")]
     pub template: String,
     /// SFT: length of the packed rows. DPO: the most tokens of prompt + response (TRL's
-    /// `max_length`); longer pairs are cut as `[dpo] max_prompt_length` and `truncation_mode` say.
+    /// `max_length`); longer pairs are cut as `[dpo] truncation`, `max_prompt_length` and `truncation_mode` say.
     #[serde(default = "seq_len")]
     pub seq_len: usize,
     /// Seed of the example order (reshuffled every epoch).
@@ -156,12 +159,27 @@ pub struct DpoSection {
     /// (a frozen copy of the starting model kept in memory).
     #[serde(default = "cached")]
     pub reference: String,
-    /// A too-long pair's prompt is cut to this many tokens (TRL's `max_prompt_length`; default a
-    /// quarter of `[data] seq_len`, TRL's 128 of 512).
-    pub max_prompt_length: Option<usize>,
-    /// Which end of a too-long prompt is kept.
+    /// How over-long pairs are cut: as TRL ≤ 0.11 (`prompt-first`) or current TRL (`sequence`);
+    /// see [`crate::truncation`].
     #[serde(default)]
-    pub truncation_mode: TruncationMode,
+    pub truncation: TruncationStyle,
+    /// `prompt-first`: a too-long pair's prompt is cut to this many tokens (TRL's
+    /// `max_prompt_length`; default a quarter of `[data] seq_len`, TRL's 128 of 512).
+    pub max_prompt_length: Option<usize>,
+    /// Which end is kept: of a too-long prompt (`prompt-first`, default `keep_end`) or of each
+    /// sequence (`sequence`, default `keep_start`) — each style's TRL default.
+    pub truncation_mode: Option<TruncationMode>,
+}
+
+/// `[dpo] truncation`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TruncationStyle {
+    /// TRL ≤ 0.11's `tokenize_row`: the prompt first, then the responses.
+    #[default]
+    PromptFirst,
+    /// Current TRL's collator: each prompt + response sequence on its own.
+    Sequence,
 }
 
 fn beta() -> f64 {
@@ -181,8 +199,9 @@ impl Default for DpoSection {
             loss: sigmoid(),
             label_smoothing: 0.0,
             reference: cached(),
+            truncation: TruncationStyle::PromptFirst,
             max_prompt_length: None,
-            truncation_mode: TruncationMode::KeepEnd,
+            truncation_mode: None,
         }
     }
 }
@@ -231,8 +250,15 @@ impl AlignConfig {
             return Err(bad("[dpo]: reference must be \"cached\" or \"memory\"".into()));
         }
         config.schedule.validate().map_err(|e| bad(e.to_string()))?;
+        if config.dpo.truncation == TruncationStyle::Sequence && config.dpo.max_prompt_length.is_some() {
+            return Err(bad(
+                "[dpo]: max_prompt_length applies to truncation = \"prompt-first\" only (current TRL, \
+                 truncation = \"sequence\", cuts each whole sequence to seq_len)"
+                    .into(),
+            ));
+        }
         config
-            .pair_truncation()
+            .truncation()
             .validate()
             .map_err(|e| bad(format!("[dpo]: {}", strip_input(e))))?;
         config.dpo.config().validate().map_err(|e| match e {
@@ -258,14 +284,18 @@ impl AlignConfig {
     }
 
     /// How DPO pairs longer than `[data] seq_len` are cut.
-    pub fn pair_truncation(&self) -> PairTruncation {
-        PairTruncation {
-            max_length: self.data.seq_len,
-            max_prompt_length: self
-                .dpo
-                .max_prompt_length
-                .unwrap_or((self.data.seq_len / 4).max(1)),
-            mode: self.dpo.truncation_mode,
+    pub fn truncation(&self) -> Truncation {
+        let max_length = self.data.seq_len;
+        match self.dpo.truncation {
+            TruncationStyle::PromptFirst => Truncation::PromptFirst(PairTruncation {
+                max_length,
+                max_prompt_length: self.dpo.max_prompt_length.unwrap_or((max_length / 4).max(1)),
+                mode: self.dpo.truncation_mode.unwrap_or(TruncationMode::KeepEnd),
+            }),
+            TruncationStyle::Sequence => Truncation::Sequence(SequenceTruncation {
+                max_length,
+                mode: self.dpo.truncation_mode.unwrap_or(TruncationMode::KeepStart),
+            }),
         }
     }
 

@@ -25,12 +25,13 @@ pub mod objectives;
 pub mod sft;
 pub mod stage;
 pub mod template;
+pub mod truncation;
 
 pub use config::AlignConfig;
 pub use conversation::{Conversation, Message, Role, load_conversations};
 pub use dpo::{
-    DpoBatch, DpoConfig, DpoExample, DpoLossKind, DpoOutput, PairTruncation, PreferencePair, ResponseBatch,
-    TruncationMode, dpo_loss, load_preferences, response_logprobs, truncate_pairs,
+    DpoBatch, DpoConfig, DpoExample, DpoLossKind, DpoOutput, PreferencePair, ResponseBatch, dpo_loss,
+    load_preferences, response_logprobs,
 };
 pub use error::{AlignError, Result};
 pub use heldout::{HeldOutPairs, HeldOutRewards};
@@ -39,3 +40,6 @@ pub use objectives::{DpoObjective, Reference, SftObjective};
 pub use sft::{SftExample, SftRow, TruncationReport, pack_examples};
 pub use stage::{run_dpo, run_sft};
 pub use template::{ChatTemplate, Segment, SpecialTokens};
+pub use truncation::{
+    PairTruncation, SequenceTruncation, Truncation, TruncationCount, TruncationMode, truncate_pairs,
+};

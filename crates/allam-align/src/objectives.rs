@@ -231,7 +231,7 @@ impl DpoObjective {
             response_logprobs(model, &batch.responses)?
         } else {
             row_logprobs(
-                model.hidden_states(&batch.responses.tokens)?,
+                model.head_input(model.hidden_states(&batch.responses.tokens)?),
                 model.output_weight(),
                 &batch.responses.weighted_targets(),
                 self.head_chunk_tokens,
@@ -277,6 +277,7 @@ impl DpoObjective {
         }
         let weight = model.output_weight();
         let targets = batch.responses.weighted_targets();
+        let hidden = model.head_input(hidden);
         let values = row_logprobs(hidden.clone(), weight.clone(), &targets, self.head_chunk_tokens)?;
         let leaf = values.autodiff().require_grad();
         let (chosen, rejected) = self.split(leaf.clone(), batch);

@@ -15,12 +15,13 @@ use serde::Serialize;
 
 use crate::config::AlignConfig;
 use crate::conversation::load_conversations;
-use crate::dpo::{DpoConfig, DpoExample, PairTruncation, TruncationMode, load_preferences, truncate_pairs};
+use crate::dpo::{DpoConfig, DpoExample, load_preferences};
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
 use crate::objectives::{DpoObjective, Reference, SftObjective, reference_logprobs};
 use crate::sft::{SftExample, TruncationReport, pack_examples};
 use crate::template::ChatTemplate;
+use crate::truncation::Truncation;
 
 /// What an SFT run did besides training.
 #[derive(Clone, Debug, Serialize)]
@@ -46,7 +47,11 @@ fn prepare_stage(
 ) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
     let device = allam_model::device::select(&config.train.device)
         .map_err(|e| AlignError::Input(format!("[train] device: {e}")))?;
-    let prepared = prepare_model(&config.model, run_dir, &device)?;
+    let mut prepared = prepare_model(&config.model, run_dir, &device)?;
+    // Before anything computes with the model: DPO's reference log-probs must come from the
+    // same arithmetic as the policy's (TRL runs the reference under the policy's autocast), or
+    // the first step's margin is rounding noise instead of 0.
+    config.train.precision.apply(&mut prepared.model, &device)?;
     let tokenizer = prepared
         .tokenizer
         .clone()
@@ -114,7 +119,7 @@ pub fn run_dpo(
 ) -> Result<RunSummary> {
     let _run_dir = open_run_dir(run_dir, start, observer)?;
     let (prepared, tokenizer, template) = prepare_stage(config, run_dir)?;
-    let limits = config.pair_truncation();
+    let limits = config.truncation();
     let examples = encode_pairs(&config.data.path, &template, &tokenizer, &limits, observer)?;
     let pad = pad_id(&tokenizer, &prepared.model);
     let dpo = config.dpo.config();
@@ -132,10 +137,14 @@ pub fn run_dpo(
         )?)
     };
     let max_steps = config.steps_for(examples.len());
-    let fingerprint = serde_json::json!({
-        "objective": "dpo", "pairs": examples.len(), "max_length": limits.max_length,
+    let mut fingerprint = serde_json::json!({
+        "objective": "dpo", "pairs": examples.len(), "max_length": limits.max_length(),
         "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
     });
+    // Only the newer style is named, so checkpoints from before it existed still resume.
+    if let Truncation::Sequence(_) = limits {
+        fingerprint["truncation"] = serde_json::json!("sequence");
+    }
     let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?
         .with_head_chunk_tokens(config.train.head_chunk_tokens);
     if let Some(path) = &config.data.eval_path {
@@ -167,31 +176,44 @@ pub fn run_dpo(
 }
 
 /// Reads and tokenizes the pairs of `path`, cut to `limits` as TRL does, and says how many were
-/// cut.
+/// cut or dropped.
 fn encode_pairs(
     path: &Path,
     template: &ChatTemplate,
     tokenizer: &TextTokenizer,
-    limits: &PairTruncation,
+    limits: &Truncation,
     observer: &dyn RunObserver,
 ) -> Result<Vec<DpoExample>> {
     let mut examples = load_preferences(path)?
         .iter()
         .map(|p| DpoExample::encode(p, template, tokenizer))
         .collect::<Result<Vec<_>>>()?;
-    let cut = truncate_pairs(&mut examples, limits);
-    if cut > 0 {
+    let read = examples.len();
+    let count = limits.apply(&mut examples);
+    if count.cut > 0 {
         observer.message(&format!(
-            "{}: {cut} of {} pair(s) longer than {} tokens cut (prompt to {} tokens, {}, then responses)",
+            "{}: {} of {read} pair(s) longer than {} tokens cut ({})",
             path.display(),
-            examples.len(),
-            limits.max_length,
-            limits.max_prompt_length,
-            match limits.mode {
-                TruncationMode::KeepEnd => "keeping its end",
-                TruncationMode::KeepStart => "keeping its start",
-            }
+            count.cut,
+            limits.max_length(),
+            limits.describe()
         ));
+    }
+    if count.dropped > 0 {
+        observer.message(&format!(
+            "{}: {} of {read} pair(s) dropped: their prompt alone fills {} tokens, so no response \
+             token would remain (as TRL drops them)",
+            path.display(),
+            count.dropped,
+            limits.max_length()
+        ));
+    }
+    if examples.is_empty() {
+        return Err(AlignError::Input(format!(
+            "{}: no preference pair is left after truncation to {} tokens",
+            path.display(),
+            limits.max_length()
+        )));
     }
     Ok(examples)
 }
@@ -218,7 +240,8 @@ impl ReferenceCache {
     }
 }
 
-/// FNV-1a over the pairs' tokens and masks, the loss kind and a checksum of every weight.
+/// FNV-1a over the pairs' tokens and masks, the loss kind, the model's compute type and a
+/// checksum of every weight.
 fn reference_key(model: &Llama, examples: &[DpoExample], config: &DpoConfig) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |x: u64| {
@@ -238,6 +261,8 @@ fn reference_key(model: &Llama, examples: &[DpoExample], config: &DpoConfig) -> 
         }
     }
     eat(config.loss as u64);
+    // Log-probs computed in another precision are other numbers.
+    eat(model.config.compute_dtype.map_or(0, |dtype| dtype as u64 + 1));
     for (_, flat) in allam_train::params::named_values(model) {
         let sum: f32 = flat.values.abs().sum().into_scalar();
         eat(u64::from(sum.to_bits()));
@@ -279,7 +304,7 @@ fn cached_reference(
 #[allow(clippy::too_many_arguments)]
 fn run_stage<O: Objective>(
     config: &AlignConfig,
-    mut prepared: PreparedModel,
+    prepared: PreparedModel,
     objective: O,
     max_steps: u64,
     stop_at: Option<u64>,
@@ -288,8 +313,6 @@ fn run_stage<O: Objective>(
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    let device = prepared.model.device();
-    config.train.precision.apply(&mut prepared.model, &device)?;
     fingerprint["precision"] = serde_json::json!(config.train.precision);
     let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
     let mut trainer = Trainer {

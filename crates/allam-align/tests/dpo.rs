@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use allam_align::dpo::log_sigmoid;
 use allam_align::{
     ChatTemplate, DpoBatch, DpoConfig, DpoExample, DpoLossKind, PairTruncation, PreferencePair,
-    TruncationMode, load_preferences,
+    SequenceTruncation, Truncation, TruncationCount, TruncationMode, load_preferences,
 };
 use allam_align::{dpo_loss, response_logprobs};
 use allam_model::score::score_continuations;
@@ -311,4 +311,40 @@ fn long_pairs_are_cut_as_trl_cuts_them() {
             .to_string()
             .contains("max_prompt_length")
     );
+}
+
+/// Current TRL (`DataCollatorForPreference`): each prompt + response sequence is cut to
+/// `max_length` on its own; with `keep_start` a pair whose prompt fills `max_length` is dropped.
+#[test]
+fn sequences_are_cut_as_current_trl_cuts_them() {
+    let cut = |max_length: usize, mode: TruncationMode| {
+        let mut pairs = vec![long_pair()];
+        let count = Truncation::Sequence(SequenceTruncation { max_length, mode }).apply(&mut pairs);
+        (count, pairs.pop())
+    };
+    // Fits: untouched.
+    let (count, pair) = cut(8, TruncationMode::KeepStart);
+    assert_eq!(count, TruncationCount::default());
+    assert_eq!(pair.unwrap(), long_pair());
+    // keep_start, 7 tokens: chosen (8) loses its last token, rejected (7) fits.
+    let (count, pair) = cut(7, TruncationMode::KeepStart);
+    let pair = pair.unwrap();
+    assert_eq!(count, TruncationCount { cut: 1, dropped: 0 });
+    assert_eq!(pair.chosen_ids, [1, 2, 3, 4, 5, 10, 11]);
+    assert_eq!(pair.chosen_mask, [false, false, false, false, false, true, true]);
+    assert_eq!(pair.rejected_ids, [1, 2, 3, 4, 5, 20, 21]);
+    // keep_end, 4 tokens: each sequence keeps its own last 4, so the prompts differ.
+    let (_, pair) = cut(4, TruncationMode::KeepEnd);
+    let pair = pair.unwrap();
+    assert_eq!(pair.chosen_ids, [5, 10, 11, 12]);
+    assert_eq!(pair.chosen_mask, [false, true, true, true]);
+    assert_eq!(pair.rejected_ids, [4, 5, 20, 21]);
+    // keep_start, 5 tokens: the 5-token prompt fills the sequence, nothing to learn: dropped.
+    let (count, pair) = cut(5, TruncationMode::KeepStart);
+    assert_eq!(count, TruncationCount { cut: 0, dropped: 1 });
+    assert!(pair.is_none());
+    // keep_end keeps responses' ends, so nothing is dropped at any length.
+    let (count, pair) = cut(1, TruncationMode::KeepEnd);
+    assert_eq!(count, TruncationCount { cut: 1, dropped: 0 });
+    assert_eq!(pair.unwrap().chosen_ids, [12]);
 }

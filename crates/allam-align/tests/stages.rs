@@ -117,6 +117,30 @@ fn cached_and_in_memory_references_give_the_same_losses() {
     assert!(!dir.path().join("b/reference_logprobs.json").exists());
 }
 
+/// Under bf16-mixed the reference runs in the policy's arithmetic, so at the first step the
+/// policy is the reference: rewards 0 and loss ln 2, whichever way the reference is kept.
+#[test]
+fn under_bf16_mixed_dpo_starts_at_the_reference() {
+    for reference in ["cached", "memory"] {
+        let dir = tempfile::tempdir().unwrap();
+        let body = DPO_BODY
+            .replace("REF", reference)
+            .replace("[train]\n", "[train]\nprecision = \"bf16-mixed\"\n");
+        let config = setup(dir.path(), PAIRS, &body);
+        let run = dir.path().join("run");
+        run_dpo(&config, &run, Some(1), Start::Fresh, &Quiet).unwrap();
+        let first = &rows(&run)[0];
+        let value = |k: &str| first[k].as_f64().unwrap_or_else(|| panic!("no {k} in {first}"));
+        assert!(
+            (value("loss") - std::f64::consts::LN_2).abs() < 1e-6,
+            "{reference}: {first}"
+        );
+        for key in ["rewards_chosen", "rewards_rejected", "margin"] {
+            assert!(value(key).abs() < 1e-6, "{reference}: {key} in {first}");
+        }
+    }
+}
+
 const CONVERSATIONS: &str = r#"{"messages": [{"role": "user", "content": "Say yes."}, {"role": "assistant", "content": "yes"}]}
 {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Colour of the sky?"}, {"role": "assistant", "content": "Blue."}]}
 {"instruction": "Translate to Arabic", "input": "cat", "output": "قطة"}
@@ -245,5 +269,55 @@ fn dpo_cuts_pairs_longer_than_seq_len_and_says_how_many() {
     assert!(
         (first["loss"].as_f64().unwrap() - std::f64::consts::LN_2).abs() < 1e-6,
         "{first}"
+    );
+}
+
+/// `truncation = "sequence"` (current TRL): each sequence is cut to seq_len keeping its start,
+/// and a pair whose prompt alone fills seq_len is dropped; a prompt limit is refused there.
+#[test]
+fn dpo_cuts_whole_sequences_as_current_trl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = DPO_BODY
+        .replace("REF", "cached")
+        .replace("max_steps = 12", "max_steps = 1")
+        .replace(
+            "loss = \"sigmoid\"",
+            "loss = \"sigmoid\"\ntruncation = \"sequence\"",
+        );
+    let mut config = setup(dir.path(), PAIRS, &body);
+    // The France (34) and Egypt (35) prompts fill 34 tokens; "2 + 2" and "Say hi" fit whole.
+    config.data.seq_len = 34;
+    let run = dir.path().join("run");
+    let messages = Messages::default();
+    run_dpo(&config, &run, None, Start::Fresh, &messages).unwrap();
+    let told = messages.0.lock().unwrap().join("\n");
+    assert!(
+        told.contains("2 of 4 pair(s) dropped: their prompt alone fills 34 tokens"),
+        "{told}"
+    );
+    assert!(!told.contains("cut ("), "{told}");
+
+    let refused = body.replace(
+        "truncation = \"sequence\"",
+        "truncation = \"sequence\"\nmax_prompt_length = 8",
+    );
+    std::fs::write(
+        dir.path().join("stage.toml"),
+        format!(
+            "{}{refused}",
+            std::fs::read_to_string(dir.path().join("stage.toml"))
+                .unwrap()
+                .split("[schedule]")
+                .next()
+                .unwrap()
+        ),
+    )
+    .unwrap();
+    let error = AlignConfig::load(&dir.path().join("stage.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("max_prompt_length applies to truncation = \"prompt-first\" only"),
+        "{error}"
     );
 }

@@ -440,7 +440,7 @@ pub(crate) fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Dev
         .map(|p| DpoExample::encode(p, &template, tokenizer))
         .collect::<allam_align::Result<Vec<_>>>()?;
     // Cut as the DPO stage cut them, so they match the cached reference log-probs.
-    allam_align::truncate_pairs(&mut examples, &config.pair_truncation());
+    config.truncation().apply(&mut examples);
     let reference =
         allam_align::stage::ReferenceCache::read(&run_dir.join("reference_logprobs.json"))?.values;
     let pad = tokenizer.token_to_id("</s>").unwrap_or(0);
@@ -503,4 +503,46 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
         ]
         .into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cosine_after_the_embeddings_only_phase_ends_at_min_lr() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/recipes/toy.toml");
+        let mut config = RecipeConfig::load(&path).unwrap();
+        let continued = &mut config.continued;
+        continued.phase.min_lr = Some(1e-4);
+        let run = lm_run(
+            &config,
+            &config.continued.phase,
+            PathBuf::new(),
+            config.continued.embedding_warmup_steps,
+        );
+        let warmup = run.train.embedding_warmup_steps;
+        assert!(warmup > 0 && run.schedule.total_steps == Some(run.train.max_steps - warmup));
+        let options = allam_train::trainer::StepOptions {
+            micro_batch_size: 1,
+            grad_accum: 1,
+            replicas: 1,
+            schedule: run.schedule.clone(),
+            max_steps: run.train.max_steps,
+            embedding_warmup: Some(allam_train::trainer::EmbeddingWarmup {
+                steps: warmup,
+                first_new_row: 1,
+                lr: 1e-3,
+                lr_warmup_steps: 0,
+            }),
+            activation_checkpointing: Default::default(),
+        };
+        let end = run.train.max_steps;
+        // The decay reaches its floor exactly where the run ends, and falls all the way there.
+        assert_eq!(options.learning_rate(end), 1e-4);
+        let last = options.learning_rate(end - 1);
+        assert!(last > 1e-4 && last < 1e-4 + 1e-6, "{last}");
+        // The first step after the phase starts the schedule's own warm-up.
+        assert_eq!(options.learning_rate(warmup), run.schedule.lr_at(0, 1));
+    }
 }

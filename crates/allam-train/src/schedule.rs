@@ -36,7 +36,9 @@ pub struct LrSchedule {
     /// Linear warm-up steps.
     #[serde(default)]
     pub warmup_steps: u64,
-    /// Steps over which the cosine decays (defaults to the run's `max_steps`).
+    /// Steps over which the cosine decays, counted from the schedule's first step — after an
+    /// embeddings-only phase, from the step where the body unfreezes (defaults to the steps the
+    /// schedule runs: `max_steps`, less the embeddings-only steps).
     #[serde(default)]
     pub total_steps: Option<u64>,
 }
