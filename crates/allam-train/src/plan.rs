@@ -18,16 +18,19 @@
 //! (`(layers + 1)·tokens·hidden`).
 //!
 //! In bf16 mixed precision the weights, gradients and moments stay f32; the activations take ¾
-//! of their f32 bytes, not ½ (measured: the norms' statistics, the masked scores and their
-//! softmax are kept in f32, and the casts keep copies).
+//! of their f32 bytes, not ½ (measured: the residual stream, the norms, the rotary embedding, the
+//! masked scores and their softmax are f32, and the casts keep copies), and autodiff keeps the bf16
+//! copy of every matrix a product read (2 bytes per layer parameter, and the head's with the
+//! chunked head).
 //!
 //! The output head adds, with the chunked head (`crate::head`), two `[chunk, vocab]` buffers, the
 //! head's gradient `[hidden, vocab]` and the hidden states' `[tokens, hidden]`; with every
 //! position's logits at once, three `[tokens, vocab]` buffers. The peak of a step is the larger of
 //! the forward/backward phase (weights, moments, the gradients accumulated so far, activations,
-//! and the head or the micro-batch's gradients, whichever is larger — gradients appear as
-//! activations are freed) and the optimizer phase (old and new weights, moments, the step's
-//! gradients).
+//! and then the head's buffers with the bf16 weight copies or the micro-batch's gradients,
+//! whichever is larger — gradients appear as the rest is freed) and the optimizer phase (weights,
+//! moments, the step's gradients, and the largest tensor's new value and moments: AdamW updates
+//! one tensor at a time).
 use serde::Serialize;
 
 use allam_model::LlamaConfig;
@@ -86,6 +89,7 @@ pub struct MemoryPlan {
 }
 
 const F32: u64 = 4;
+const BF16: u64 = 2;
 
 impl MemoryPlan {
     /// The plan of `input`; `None` if a size overflows (an absurd configuration).
@@ -127,11 +131,24 @@ impl MemoryPlan {
         } else {
             activations
         };
+        // bf16-mixed casts every product's weight to bf16 and autodiff keeps the copy for the
+        // backward product: 2 bytes per matrix parameter of the layers, whatever the tokens
+        // (with layers recomputed, only the layer being recomputed holds its copies).
+        let weight_copies = if input.bf16_mixed {
+            let kept = if input.checkpoint_layers { 1 } else { layers };
+            kept.checked_mul(2 * h * (heads + kv) * hd + 3 * h * f)?
+                .checked_mul(BF16)?
+        } else {
+            0
+        };
         let head = if input.head_chunk_tokens == 0 {
             3u64.checked_mul(tokens)?.checked_mul(vocab)?.checked_mul(F32)?
         } else {
             let chunk = (input.head_chunk_tokens as u64).min(tokens);
-            (2 * chunk * vocab + h * vocab + tokens * h).checked_mul(F32)?
+            let weight_copy = if input.bf16_mixed { h * vocab * BF16 } else { 0 };
+            (2 * chunk * vocab + h * vocab + tokens * h)
+                .checked_mul(F32)?
+                .checked_add(weight_copy)?
         };
         let weights = p.checked_mul(F32)?;
         let gradients = weights;
@@ -160,6 +177,9 @@ impl MemoryPlan {
             (true, true) => "activations of one micro-batch (bf16-mixed, layers recomputed)",
         };
         lines.push(line(name, activations));
+        if weight_copies > 0 {
+            lines.push(line("bf16 copies of the layers' weights", weight_copies));
+        }
         lines.push(line(
             if input.head_chunk_tokens == 0 {
                 "output head (every position's logits)"
@@ -170,11 +190,15 @@ impl MemoryPlan {
         ));
         lines.push(line("runtime", RUNTIME_BYTES));
         let base = weights + moments + reference + RUNTIME_BYTES;
+        // At the end of the forward pass the activations, the bf16 weight copies and the head's
+        // buffers are all held; the backward pass frees them as the gradients appear.
         let forward_backward_peak = (base + accumulated)
             .checked_add(activations)?
-            .checked_add(head.max(gradients))?;
-        // The step's summed gradients, the old weights and the new ones.
-        let optimizer_peak = base.checked_add(weights)?.checked_add(gradients)?;
+            .checked_add(head.checked_add(weight_copies)?.max(gradients))?;
+        // The step's summed gradients, and the largest tensor's updated value and moments, made
+        // before the old ones are dropped (the update runs one tensor at a time).
+        let largest = (vocab * h).max(h * f).max(h * heads * hd);
+        let optimizer_peak = (base + gradients).checked_add(3u64.checked_mul(largest)?.checked_mul(F32)?)?;
         Some(Self {
             parameters: p,
             tokens_per_micro_batch: tokens,
@@ -404,6 +428,55 @@ mod tests {
             .find(|l| l.name.starts_with("activations"))
             .unwrap();
         assert_eq!(activations.bytes, 2048 * 19_168 * 4 + 9 * 2048 * 512 * 4);
+    }
+
+    #[test]
+    fn bf16_mixed_holds_the_weight_copies_and_the_optimizer_one_tensor_at_a_time() {
+        let p = 55_976_448u64;
+        let f32_plan = MemoryPlan::new(&input(1, 32, 1024)).unwrap();
+        // The optimizer phase: weights, moments, gradients and 3 × the [32000, 512] embedding.
+        assert_eq!(
+            f32_plan.optimizer_peak,
+            16 * p + RUNTIME_BYTES + 3 * 32000 * 512 * 4
+        );
+        let mixed = MemoryPlan::new(&PlanInput {
+            bf16_mixed: true,
+            ..input(1, 32, 1024)
+        })
+        .unwrap();
+        let bytes = |plan: &MemoryPlan, name: &str| {
+            plan.lines
+                .iter()
+                .find(|l| l.name.starts_with(name))
+                .map(|l| l.bytes)
+        };
+        // per layer: q, o (2·512·8·64), k, v (2·512·4·64) and gate, up, down (3·512·1376), 2 bytes each
+        let copies = 8 * (2 * 512 * (8 + 4) * 64 + 3 * 512 * 1376) * 2;
+        assert_eq!(bytes(&mixed, "bf16 copies"), Some(copies));
+        assert_eq!(bytes(&f32_plan, "bf16 copies"), None);
+        // the chunked head's bf16 copy of the head matrix
+        assert_eq!(
+            bytes(&mixed, "output head"),
+            Some((2 * 32 * 32000 + 512 * 32000 + 32 * 512) * 4 + 512 * 32000 * 2)
+        );
+        // 32 tokens: the copies and the head are freed before the gradients (4p) are all there
+        let activations = bytes(&mixed, "activations").unwrap();
+        assert_eq!(mixed.forward_backward_peak, 16 * p + RUNTIME_BYTES + activations);
+        // 4,096 tokens: they are held together at the end of the forward pass
+        let long = MemoryPlan::new(&PlanInput {
+            bf16_mixed: true,
+            ..input(16, 256, 1024)
+        })
+        .unwrap();
+        let (activations, head) = (
+            bytes(&long, "activations").unwrap(),
+            bytes(&long, "output head").unwrap(),
+        );
+        assert!(head + copies > 4 * p);
+        assert_eq!(
+            long.forward_backward_peak,
+            12 * p + RUNTIME_BYTES + activations + head + copies
+        );
     }
 
     #[test]
