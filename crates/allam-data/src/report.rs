@@ -1,28 +1,16 @@
 //! `report.json`: what each source contributed, what cleaning dropped, and the realised mixture.
 //! Also the crate's atomic file writer.
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, `fsync`, rename.
-/// A reader sees either the old file, or the complete new one — never a partial write. The file gets
-/// the permissions a plain `File::create` would (see [`crate::shard::temp_in`]).
+/// Writes `bytes` to `path` atomically ([`allam_io::write_atomic`]): a reader sees the old file or
+/// the complete new one, with the mode `File::create` gives.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let mut tmp = crate::shard::temp_in(dir, ".tmp-")?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| DataError::io(path, e))?;
-    tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
-    Ok(())
+    allam_io::write_atomic(path, bytes).map_err(|e| DataError::io(path, e))
 }
 
 /// Per-source numbers.

@@ -33,6 +33,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use allam_io::AtomicFile;
 use memmap2::Mmap;
 
 use crate::error::{DataError, Result};
@@ -69,16 +70,15 @@ pub fn dtype_for_vocab(vocab_size: usize) -> u8 {
 pub struct ShardWriter {
     prefix: PathBuf,
     dtype: u8,
-    bin: BufWriter<tempfile::NamedTempFile>,
+    bin: BufWriter<AtomicFile>,
     lengths: BufWriter<tempfile::NamedTempFile>,
     documents: u64,
     tokens: u64,
     bytes: Vec<u8>,
 }
 
-/// A temporary file `PREFIX*.tmp` in `dir`, removed on drop unless persisted. It is created with
-/// mode 0666 less the umask — what `File::create` gives — so a persisted shard is as readable as
-/// any other output, not owner-only like a private temporary.
+/// A scratch file `PREFIX*.tmp` in `dir` (a shard's lengths, MinHash signatures), removed on
+/// drop. Files the user keeps go through [`AtomicFile`] instead.
 pub(crate) fn temp_in(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
     let mut builder = tempfile::Builder::new();
     builder.prefix(prefix).suffix(".tmp");
@@ -95,10 +95,12 @@ impl ShardWriter {
     pub fn create(prefix: &Path, dtype: u8) -> Result<Self> {
         let dir = prefix.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+        let (bin_path, _) = shard_paths(prefix);
+        let bin = AtomicFile::create(&bin_path).map_err(|e| DataError::io(&bin_path, e))?;
         Ok(ShardWriter {
             prefix: prefix.to_path_buf(),
             dtype,
-            bin: BufWriter::with_capacity(1 << 20, temp_in(dir, ".shard-")?),
+            bin: BufWriter::with_capacity(1 << 20, bin),
             lengths: BufWriter::with_capacity(1 << 16, temp_in(dir, ".shard-")?),
             documents: 0,
             tokens: 0,
@@ -153,18 +155,15 @@ impl ShardWriter {
             .bin
             .into_inner()
             .map_err(|e| DataError::io(&bin_path, e.into_error()))?;
-        bin.as_file()
-            .sync_all()
-            .map_err(|e| DataError::io(&bin_path, e))?;
         let lengths = self
             .lengths
             .into_inner()
             .map_err(|e| DataError::io(&idx_path, e.into_error()))?;
 
         let s = self.documents;
-        let dir = self.prefix.parent().unwrap_or(Path::new("."));
-        let mut idx = BufWriter::with_capacity(1 << 20, temp_in(dir, ".shard-")?);
-        let write_index = |idx: &mut BufWriter<tempfile::NamedTempFile>| -> std::io::Result<()> {
+        let idx = AtomicFile::create(&idx_path).map_err(|e| DataError::io(&idx_path, e))?;
+        let mut idx = BufWriter::with_capacity(1 << 20, idx);
+        let write_index = |idx: &mut BufWriter<AtomicFile>| -> std::io::Result<()> {
             idx.write_all(MAGIC)?;
             idx.write_all(&1u64.to_le_bytes())?;
             idx.write_all(&[self.dtype])?;
@@ -192,13 +191,8 @@ impl ShardWriter {
         let idx = idx
             .into_inner()
             .map_err(|e| DataError::io(&idx_path, e.into_error()))?;
-        idx.as_file()
-            .sync_all()
-            .map_err(|e| DataError::io(&idx_path, e))?;
-        bin.persist(&bin_path)
-            .map_err(|e| DataError::io(&bin_path, e.error))?;
-        idx.persist(&idx_path)
-            .map_err(|e| DataError::io(&idx_path, e.error))?;
+        bin.commit().map_err(|e| DataError::io(&bin_path, e))?;
+        idx.commit().map_err(|e| DataError::io(&idx_path, e))?;
         Ok((s, self.tokens))
     }
 }

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokenizers::{Model, Tokenizer};
 
-use crate::checkpoint::{SaveOptions, save_model, temp_path};
+use crate::checkpoint::{SaveOptions, save_model};
 use crate::error::{ModelError, Result};
 use crate::model::Llama;
 use crate::pretrained::{PretrainedModel, SUPPORT_FILES};
@@ -280,9 +280,7 @@ fn copy_file(src: &Path, dst: &Path) -> Result<()> {
     {
         return Ok(());
     }
-    let temp = temp_path(dst);
-    std::fs::copy(src, &temp).map_err(|e| ModelError::io(src, e))?;
-    std::fs::rename(&temp, dst).map_err(|e| ModelError::io(dst, e))
+    allam_io::copy_atomic(src, dst).map_err(|e| ModelError::io(dst, e))
 }
 
 /// Refuses a `new` tokenizer that gives a base id (one the model has a row for) another token.

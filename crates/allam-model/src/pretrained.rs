@@ -160,9 +160,7 @@ pub fn copy_support_files(from: &Path, to: &Path) -> Result<()> {
         let src = from.join(name);
         if src.exists() {
             let dst = to.join(name);
-            let temp = crate::checkpoint::temp_path(&dst);
-            std::fs::copy(&src, &temp).map_err(|e| ModelError::io(&src, e))?;
-            std::fs::rename(&temp, &dst).map_err(|e| ModelError::io(&dst, e))?;
+            allam_io::copy_atomic(&src, &dst).map_err(|e| ModelError::io(&dst, e))?;
         }
     }
     Ok(())

@@ -1,5 +1,4 @@
 //! Reading tokenizers and writing outputs atomically.
-use std::io::Write;
 use std::path::Path;
 
 use tokenizers::Tokenizer;
@@ -19,19 +18,5 @@ pub fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
 /// never see a half-written file. The file gets the permissions of a plain `File::create` (0666 less
 /// the umask), not a private temporary's.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    allam_io::write_atomic(path, bytes).map_err(|e| Error::io(path, e))
 }

@@ -133,12 +133,13 @@ pub fn prepare_model(spec: &ModelSpec, run_dir: &Path, device: &Device) -> Resul
         let support = run_dir.join("tokenizer");
         std::fs::create_dir_all(&support).map_err(|e| TrainError::io(&support, e))?;
         let dst = support.join("tokenizer.json");
-        std::fs::copy(tokenizer_path, &dst).map_err(|e| TrainError::io(tokenizer_path, e))?;
+        allam_io::copy_atomic(tokenizer_path, &dst).map_err(|e| TrainError::io(&dst, e))?;
         // Its tokenizer_config.json (special tokens, chat template) travels with it.
         for name in ["tokenizer_config.json", "special_tokens_map.json"] {
             let src = tokenizer_path.with_file_name(name);
             if src.exists() {
-                std::fs::copy(&src, support.join(name)).map_err(|e| TrainError::io(&src, e))?;
+                let dst = support.join(name);
+                allam_io::copy_atomic(&src, &dst).map_err(|e| TrainError::io(&dst, e))?;
             }
         }
         let config = architecture_config(arch, &tokenizer, spec.init_std)?;

@@ -7,7 +7,6 @@
 //! in and out).
 mod load;
 mod save;
-pub(crate) use save::temp_path;
 
 pub use load::{SafetensorsReader, load_model};
 

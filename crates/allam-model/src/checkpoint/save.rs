@@ -1,8 +1,10 @@
 //! Writing Hugging Face checkpoints that `transformers` loads as its own.
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 
+use allam_io::AtomicFile;
 use safetensors::{Dtype, View};
 use serde_json::json;
 
@@ -106,7 +108,7 @@ pub fn save_model(model: &Llama, hf_config: &HfConfig, dir: &Path, options: &Sav
         }
     };
     let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut written: Vec<AtomicFile> = Vec::new();
     let mut weight_map = serde_json::Map::new();
     for (k, shard) in shards.iter().enumerate() {
         let owned: Vec<(String, OwnedTensor)> = shard
@@ -123,17 +125,19 @@ pub fn save_model(model: &Llama, hf_config: &HfConfig, dir: &Path, options: &Sav
             })
             .collect();
         let target = dir.join(file_name(k));
-        let temp = temp_path(&target);
+        let file = AtomicFile::create(&target).map_err(|e| ModelError::io(&target, e))?;
+        // safetensors writes only to a path (its own private temporary, renamed onto this one);
+        // the commit gives the file the umask's mode and fsyncs it.
         safetensors::serialize_to_file(
             owned.iter().map(|(n, t)| (n.as_str(), t)),
             metadata.clone(),
-            &temp,
+            file.path(),
         )
         .map_err(|e| ModelError::Safetensors {
-            path: temp.clone(),
+            path: file.path().to_path_buf(),
             message: e.to_string(),
         })?;
-        written.push((temp, target));
+        written.push(file);
     }
     if count > 1 {
         let index = json!({
@@ -141,43 +145,38 @@ pub fn save_model(model: &Llama, hf_config: &HfConfig, dir: &Path, options: &Sav
             "weight_map": weight_map,
         });
         let target = dir.join("model.safetensors.index.json");
-        let temp = temp_path(&target);
         let text = serde_json::to_string_pretty(&index).expect("JSON value serialises") + "\n";
-        std::fs::write(&temp, text).map_err(|e| ModelError::io(&temp, e))?;
-        written.push((temp, target));
+        written.push(written_file(&target, text.as_bytes())?);
     }
     let mut config = hf_config.clone();
     config.update(&model.config);
     config.set_storage_dtype(options.dtype);
     let target = dir.join("config.json");
-    let temp = temp_path(&target);
-    std::fs::write(&temp, config.to_json_string()).map_err(|e| ModelError::io(&temp, e))?;
-    written.push((temp, target));
+    written.push(written_file(&target, config.to_json_string().as_bytes())?);
 
     remove_stale_weights(dir, &written)?;
-    for (temp, target) in &written {
-        std::fs::rename(temp, target).map_err(|e| ModelError::io(target, e))?;
+    for file in written {
+        let target = file.target().to_path_buf();
+        file.commit().map_err(|e| ModelError::io(&target, e))?;
     }
     Ok(())
 }
 
-/// A temporary sibling of `path` (same directory, so the final rename is atomic).
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+/// `bytes` written to a temporary sibling of `target`, not yet renamed onto it.
+fn written_file(target: &Path, bytes: &[u8]) -> Result<AtomicFile> {
+    let mut file = AtomicFile::create(target).map_err(|e| ModelError::io(target, e))?;
+    file.write_all(bytes).map_err(|e| ModelError::io(target, e))?;
+    Ok(file)
 }
 
-fn remove_stale_weights(dir: &Path, keep: &[(PathBuf, PathBuf)]) -> Result<()> {
+fn remove_stale_weights(dir: &Path, keep: &[AtomicFile]) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_weights = name.starts_with("model")
             && (name.ends_with(".safetensors") || name == "model.safetensors.index.json");
-        if is_weights && !keep.iter().any(|(_, target)| *target == path) {
+        if is_weights && !keep.iter().any(|file| file.target() == path) {
             std::fs::remove_file(&path).map_err(|e| ModelError::io(&path, e))?;
         }
     }

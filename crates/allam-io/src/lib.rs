@@ -1,0 +1,10 @@
+//! The ground floor every allam crate stands on: how a file the user keeps is written.
+//!
+//! [`AtomicFile`] is the one way the project writes checkpoints, exports, metrics summaries,
+//! reports, plots, tokenizers and data shards: a temporary sibling, fsync, rename, fsync of the
+//! directory. A reader (or a crash) sees the old file or the whole new one, never half of it, and
+//! the file gets the mode `File::create` would give under the user's umask — not the owner-only
+//! mode of a private temporary file.
+mod atomic;
+
+pub use atomic::{AtomicFile, copy_atomic, write_atomic};
