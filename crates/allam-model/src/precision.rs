@@ -23,8 +23,8 @@ use burn::tensor::{DType, FloatDType, Tensor};
 
 use crate::config::{LlamaConfig, StorageDtype};
 
-/// `t` in the float type of `like` (unchanged when it already is).
-pub(crate) fn cast_to<const D: usize>(t: Tensor<D>, like: DType) -> Tensor<D> {
+/// `t` in the float type `like` (unchanged when it already is, or when `like` is no float type).
+pub fn cast_to<const D: usize>(t: Tensor<D>, like: DType) -> Tensor<D> {
     if t.dtype() == like {
         return t;
     }

@@ -35,9 +35,9 @@ pub struct TrainerState {
     pub fingerprint: serde_json::Value,
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename (the data crate's writer).
+/// Writes `bytes` to `path` atomically, with the mode the umask gives (`allam_io::write_atomic`).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(allam_data::report::write_atomic(path, bytes)?)
+    allam_io::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {

@@ -15,6 +15,7 @@
 //! `h` and `W` is exactly those constants; the loss value itself comes from the chunked pass. The
 //! matrix products are the same three as autodiff's (forward, and the two of backward), so the
 //! cost is the same and the memory is one chunk's logits.
+use allam_model::precision::cast_to;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
 
@@ -130,16 +131,6 @@ fn weighted_nll(
     ChunkedNll {
         sum: zero + sum,
         per_row,
-    }
-}
-
-/// `t` in the float type `dtype` (a no-op when it already is).
-fn cast_to(t: Tensor<2>, dtype: DType) -> Tensor<2> {
-    match dtype {
-        _ if t.dtype() == dtype => t,
-        DType::BF16 => t.cast(FloatDType::BF16),
-        DType::F16 => t.cast(FloatDType::F16),
-        _ => t.cast(FloatDType::F32),
     }
 }
 
