@@ -13,7 +13,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/examples/recipes/toy.toml").into());
     let result = allam::recipe::RecipeConfig::load(path.as_ref())
-        .and_then(|config| allam::recipe::reproduce(&config, &allam::recipe::Bars::detect()));
+        .and_then(|config| allam::recipe::reproduce(&config, &allam_cli::display::Bars::detect()));
     match result {
         Ok((_, verdicts, report)) => {
             println!("{}", std::fs::read_to_string(&report).unwrap_or_default());

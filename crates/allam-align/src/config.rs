@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 
 use allam_model::TextTokenizer;
-use allam_train::config::{CheckpointSpec, EvalSpec, ModelSpec};
+use allam_train::config::{CheckpointSpec, EvalSpec, ModelSpec, StepSpec};
 use allam_train::plan::{MemoryPlan, PlanInput, shape};
 use allam_train::{AdamWConfig, LrSchedule};
 use serde::{Deserialize, Serialize};
@@ -103,43 +103,22 @@ fn seed() -> u64 {
     1234
 }
 
-/// Length and batches.
+/// SFT's and DPO's `[train]`: the length in epochs or steps, beside the keys every stage shares
+/// (`allam_train::config::StepSpec`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AlignTrain {
     /// Passes over the data (used when `max_steps` is absent).
     #[serde(default = "one_epoch")]
     pub epochs: f64,
     /// Optimizer steps (overrides `epochs`).
     pub max_steps: Option<u64>,
-    /// Rows (SFT) or pairs (DPO) per micro-batch.
-    pub micro_batch_size: usize,
-    /// Micro-batches per step.
-    #[serde(default = "one")]
-    pub grad_accum: usize,
-    /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
-    #[serde(default = "cpu")]
-    pub device: String,
-    /// Tokens per chunk of the output head and cross-entropy or DPO log-probabilities, so the
-    /// logits of every position never exist at once (0: all at once).
-    #[serde(default = "allam_train::config::head_chunk_tokens")]
-    pub head_chunk_tokens: usize,
-    /// `none`, or `layers`: recompute each decoder layer in the backward pass.
-    #[serde(default)]
-    pub activation_checkpointing: allam_train::ActivationCheckpointing,
-    /// `f32`, or `bf16-mixed` (see `allam_train::config::Precision`).
-    #[serde(default)]
-    pub precision: allam_train::config::Precision,
+    /// Batches, device, head chunks, recomputation and precision.
+    #[serde(flatten)]
+    pub step: StepSpec,
 }
 
 fn one_epoch() -> f64 {
     1.0
-}
-fn one() -> usize {
-    1
-}
-fn cpu() -> String {
-    "cpu".into()
 }
 
 /// DPO settings.
@@ -241,11 +220,7 @@ impl AlignConfig {
             fix(&mut t.path);
         }
         config.model.validate().map_err(|e| bad(e.to_string()))?;
-        if config.train.micro_batch_size == 0 || config.train.grad_accum == 0 {
-            return Err(bad(
-                "[train]: micro_batch_size and grad_accum must be at least 1".into()
-            ));
-        }
+        config.train.step.validate().map_err(|e| bad(strip_config(e)))?;
         if !["cached", "memory"].contains(&config.dpo.reference.as_str()) {
             return Err(bad("[dpo]: reference must be \"cached\" or \"memory\"".into()));
         }
@@ -273,6 +248,18 @@ impl AlignConfig {
             })?;
         }
         Ok(config)
+    }
+
+    /// The sections every training stage shares, for `allam_train::setup::assemble`.
+    pub fn stage(&self) -> allam_train::config::StageConfig<'_> {
+        allam_train::config::StageConfig {
+            model: &self.model,
+            optimizer: &self.optimizer,
+            schedule: &self.schedule,
+            step: &self.train.step,
+            checkpoint: &self.checkpoint,
+            eval: &self.eval,
+        }
     }
 
     /// The chat template named by `[data] template`.
@@ -307,26 +294,34 @@ impl AlignConfig {
         let dpo = stage == Stage::Dpo;
         let input = PlanInput {
             config: shape(&self.model, shape_from)?,
-            rows: self.train.micro_batch_size * if dpo { 2 } else { 1 },
+            rows: self.train.step.micro_batch_size * if dpo { 2 } else { 1 },
             seq_len: self.data.seq_len,
-            micro_batches_per_step: self.train.grad_accum,
-            head_chunk_tokens: self.train.head_chunk_tokens,
+            micro_batches_per_step: self.train.step.grad_accum,
+            head_chunk_tokens: self.train.step.head_chunk_tokens,
             frozen_reference: dpo && self.dpo.reference == "memory",
-            checkpoint_layers: self.train.activation_checkpointing
+            checkpoint_layers: self.train.step.activation_checkpointing
                 == allam_train::ActivationCheckpointing::Layers,
-            bf16_mixed: self.train.precision == allam_train::config::Precision::Bf16Mixed,
+            bf16_mixed: self.train.step.precision == allam_train::config::Precision::Bf16Mixed,
         };
         Ok(allam_train::plan::checked(&input)?)
     }
 
     /// Steps for `examples` rows or pairs: `max_steps`, else `epochs` passes.
     pub fn steps_for(&self, examples: usize) -> u64 {
-        let per_step = self.train.micro_batch_size * self.train.grad_accum;
+        let per_step = self.train.step.micro_batch_size * self.train.step.grad_accum;
         self.train.max_steps.unwrap_or_else(|| {
             ((examples as f64 * self.train.epochs) / per_step as f64)
                 .ceil()
                 .max(1.0) as u64
         })
+    }
+}
+
+/// The message of a `[train]` error, without the train crate's "configuration:" prefix.
+fn strip_config(error: allam_train::TrainError) -> String {
+    match error {
+        allam_train::TrainError::Config(m) => m,
+        other => other.to_string(),
     }
 }
 

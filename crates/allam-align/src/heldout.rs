@@ -5,20 +5,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use allam_model::Llama;
+use allam_train::RunObserver;
 use allam_train::params::frozen;
-use allam_train::run::RunObserver;
 
-use crate::dpo::{DpoConfig, DpoExample};
+use crate::dpo::DpoExample;
 use crate::error::{AlignError, Result};
-use crate::objectives::reference_logprobs;
+use crate::pair_scorer::PairScorer;
 
 /// Held-out pairs and the reference model's log-probabilities of their responses.
 #[derive(Clone, Debug)]
 pub struct HeldOutPairs {
     examples: Vec<DpoExample>,
     reference: Vec<(f32, f32)>,
-    config: DpoConfig,
-    pad_id: u32,
+    scorer: PairScorer,
     micro_batch_size: usize,
 }
 
@@ -34,12 +33,12 @@ pub struct HeldOutRewards {
 }
 
 impl HeldOutPairs {
-    /// `examples` scored against `reference` (the starting model, as in training).
+    /// `examples` scored by `scorer` (as in training) against `reference` (the starting model),
+    /// `micro_batch_size` pairs per forward pass.
     pub fn new(
         examples: Vec<DpoExample>,
         reference: &Llama,
-        config: DpoConfig,
-        pad_id: u32,
+        scorer: PairScorer,
         micro_batch_size: usize,
     ) -> Result<Self> {
         if examples.is_empty() {
@@ -47,12 +46,11 @@ impl HeldOutPairs {
                 "the held-out preference file has no pairs".into(),
             ));
         }
-        let reference = reference_logprobs(&frozen(reference), &examples, &config, pad_id, micro_batch_size)?;
+        let reference = scorer.logprobs_of_all(&frozen(reference), &examples, micro_batch_size)?;
         Ok(Self {
             examples,
             reference,
-            config,
-            pad_id,
+            scorer,
             micro_batch_size,
         })
     }
@@ -69,14 +67,10 @@ impl HeldOutPairs {
 
     /// The rewards of `policy` on the pairs.
     pub fn rewards(&self, policy: &Llama) -> Result<HeldOutRewards> {
-        let policy = reference_logprobs(
-            &frozen(policy),
-            &self.examples,
-            &self.config,
-            self.pad_id,
-            self.micro_batch_size,
-        )?;
-        let beta = self.config.beta;
+        let policy = self
+            .scorer
+            .logprobs_of_all(&frozen(policy), &self.examples, self.micro_batch_size)?;
+        let beta = self.scorer.config().beta;
         let margins: Vec<f64> = policy
             .iter()
             .zip(&self.reference)

@@ -13,6 +13,9 @@
 //! - [`sft`]: [`SftExample`]s (ids and shifted labels) packed into fixed-length [`SftRow`]s with a
 //!   [`TruncationReport`];
 //! - [`dpo`]: [`PreferencePair`]s, [`DpoBatch`]es, [`dpo::response_logprobs`] and [`dpo::dpo_loss`];
+//! - [`pair_scorer`]: a [`PairScorer`] gives a pair's response log-probs the same way to DPO
+//!   training, its reference and held-out pair evaluation ([`heldout`]);
+//! - [`objectives`]: the SFT and DPO objectives `allam-train`'s loop runs;
 //! - [`inspect`]: a tokenized example printed with its trained tokens marked;
 //! - [`stage`]: the SFT and DPO runs ([`AlignConfig`], [`run_sft`], [`run_dpo`]) on `allam-train`'s loop.
 pub mod config;
@@ -22,6 +25,7 @@ pub mod error;
 pub mod heldout;
 pub mod inspect;
 pub mod objectives;
+pub mod pair_scorer;
 pub mod sft;
 pub mod stage;
 pub mod template;
@@ -37,6 +41,7 @@ pub use error::{AlignError, Result};
 pub use heldout::{HeldOutPairs, HeldOutRewards};
 pub use inspect::{MarkStyle, inspect_tokens};
 pub use objectives::{DpoObjective, Reference, SftObjective};
+pub use pair_scorer::PairScorer;
 pub use sft::{SftExample, SftRow, TruncationReport, pack_examples};
 pub use stage::{run_dpo, run_sft};
 pub use template::{ChatTemplate, Segment, SpecialTokens};

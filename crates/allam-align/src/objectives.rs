@@ -4,18 +4,16 @@
 use std::collections::BTreeMap;
 
 use allam_model::{Llama, TokenBatch};
-use allam_train::head::{WeightedTargets, row_logprob_gradient, row_logprobs};
 use allam_train::loss::language_model_loss;
 use allam_train::{LossOutput, MetricSum, Objective};
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::dpo::{
-    DpoBatch, DpoConfig, DpoExample, DpoLossKind, dpo_loss, response_logprobs, response_logprobs_of,
-};
+use crate::dpo::{DpoBatch, DpoConfig, DpoExample, dpo_loss};
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
+use crate::pair_scorer::PairScorer;
 use crate::sft::SftRow;
 
 /// A deterministic, epoch-reshuffled walk over `n` items; its state is one counter.
@@ -175,11 +173,9 @@ pub enum Reference {
 pub struct DpoObjective {
     examples: Vec<DpoExample>,
     reference: Reference,
-    config: DpoConfig,
-    pad_id: u32,
+    scorer: PairScorer,
     order: Order,
     heldout: Option<HeldOutPairs>,
-    head_chunk_tokens: usize,
 }
 
 impl DpoObjective {
@@ -199,17 +195,15 @@ impl DpoObjective {
         Ok(Self {
             examples,
             reference,
-            config,
-            pad_id,
+            scorer: PairScorer::new(config, pad_id, allam_train::head::DEFAULT_CHUNK_TOKENS),
             order,
             heldout: None,
-            head_chunk_tokens: allam_train::head::DEFAULT_CHUNK_TOKENS,
         })
     }
 
     /// Runs the output head in chunks of `tokens` (0: all logits at once).
     pub fn with_head_chunk_tokens(mut self, tokens: usize) -> Self {
-        self.head_chunk_tokens = tokens;
+        self.scorer = PairScorer::new(*self.scorer.config(), self.scorer.pad_id(), tokens);
         self
     }
 
@@ -223,143 +217,6 @@ impl DpoObjective {
         self.heldout = Some(heldout);
         self
     }
-
-    /// Log-probs `(chosen, rejected)` of a batch: with the chunked head, values only (no
-    /// gradient: the reference, evaluation); with the composed head, differentiable.
-    fn logprobs(&self, model: &Llama, batch: &DpoBatch) -> Result<(Tensor<1>, Tensor<1>)> {
-        let all = if self.head_chunk_tokens == 0 {
-            response_logprobs(model, &batch.responses)?
-        } else {
-            row_logprobs(
-                model.head_input(model.hidden_states(&batch.responses.tokens)?),
-                model.output_weight(),
-                &batch.responses.weighted_targets(),
-                self.head_chunk_tokens,
-            )?
-        };
-        Ok(self.split(all, batch))
-    }
-
-    /// Chosen and rejected halves of per-row log-probs, length-normalised for IPO (as TRL).
-    fn split(&self, all: Tensor<1>, batch: &DpoBatch) -> (Tensor<1>, Tensor<1>) {
-        let chosen = all.clone().narrow(0, 0, batch.pairs);
-        let rejected = all.narrow(0, batch.pairs, batch.pairs);
-        if self.config.loss != DpoLossKind::Ipo {
-            return (chosen, rejected);
-        }
-        let lens: Vec<f32> = batch
-            .responses
-            .response_tokens()
-            .iter()
-            .map(|&n| n as f32)
-            .collect();
-        let device = chosen.device();
-        let lens = Tensor::<1>::from_data(TensorData::new(lens, [2 * batch.pairs]), &device);
-        (
-            chosen / lens.clone().narrow(0, 0, batch.pairs),
-            rejected / lens.narrow(0, batch.pairs, batch.pairs),
-        )
-    }
-
-    /// The policy's log-probs with gradients, and what turns the loss into the gradient: with the
-    /// composed head the log-probs themselves carry it (nothing to add); with the chunked head
-    /// they are values on a leaf, and `finish(loss)` backpropagates the loss to the leaf and
-    /// returns the loss's value with the model's gradient attached ([`row_logprob_gradient`]).
-    fn policy_logprobs(&self, model: &Llama, hidden: Tensor<3>, batch: &DpoBatch) -> Result<PolicyLogprobs> {
-        if self.head_chunk_tokens == 0 {
-            let all = response_logprobs_of(model.logits(hidden), &batch.responses)?;
-            let (chosen, rejected) = self.split(all, batch);
-            return Ok(PolicyLogprobs {
-                chosen,
-                rejected,
-                deferred: None,
-            });
-        }
-        let weight = model.output_weight();
-        let targets = batch.responses.weighted_targets();
-        let hidden = model.head_input(hidden);
-        let values = row_logprobs(hidden.clone(), weight.clone(), &targets, self.head_chunk_tokens)?;
-        let leaf = values.autodiff().require_grad();
-        let (chosen, rejected) = self.split(leaf.clone(), batch);
-        Ok(PolicyLogprobs {
-            chosen,
-            rejected,
-            deferred: Some(Deferred {
-                leaf,
-                hidden,
-                weight,
-                targets,
-                chunk: self.head_chunk_tokens,
-            }),
-        })
-    }
-}
-
-/// Policy log-probs for the loss, see [`DpoObjective::policy_logprobs`].
-struct PolicyLogprobs {
-    chosen: Tensor<1>,
-    rejected: Tensor<1>,
-    deferred: Option<Deferred>,
-}
-
-/// What the chunked head needs to attach the model's gradient once the loss is known.
-struct Deferred {
-    leaf: Tensor<1>,
-    hidden: Tensor<3>,
-    weight: Tensor<2>,
-    targets: WeightedTargets,
-    chunk: usize,
-}
-
-impl PolicyLogprobs {
-    /// The loss to backpropagate: `loss` itself, or its value with the chunked head's gradient.
-    fn finish(self, loss: Tensor<1>) -> Result<Tensor<1>> {
-        let Some(d) = self.deferred else {
-            return Ok(loss);
-        };
-        let value = loss.clone().without_autodiff();
-        let grads = loss.backward();
-        let coefficients = d
-            .leaf
-            .grad(&grads)
-            .ok_or_else(|| AlignError::Input("the DPO loss does not depend on the policy".into()))?;
-        let attached = row_logprob_gradient(d.hidden, d.weight, &d.targets, coefficients, d.chunk)?;
-        Ok(attached + value)
-    }
-}
-
-/// The reference log-probabilities of every example, `micro` pairs per forward pass.
-pub fn reference_logprobs(
-    model: &Llama,
-    examples: &[DpoExample],
-    config: &DpoConfig,
-    pad_id: u32,
-    micro: usize,
-) -> Result<Vec<(f32, f32)>> {
-    let objective = DpoObjective {
-        examples: Vec::new(),
-        reference: Reference::Cached(Vec::new()),
-        config: *config,
-        pad_id,
-        order: Order::new(1, 0),
-        heldout: None,
-        head_chunk_tokens: allam_train::head::DEFAULT_CHUNK_TOKENS,
-    };
-    let mut out = Vec::with_capacity(examples.len());
-    for chunk in examples.chunks(micro.max(1)) {
-        let batch = DpoBatch::new(chunk, pad_id)?;
-        let (c, r) = objective.logprobs(model, &batch)?;
-        let (c, r) = (host(c), host(r));
-        out.extend(c.into_iter().zip(r));
-    }
-    Ok(out)
-}
-
-fn host(t: Tensor<1>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("converted to f32")
 }
 
 impl Objective for DpoObjective {
@@ -422,7 +279,8 @@ impl DpoObjective {
     /// The rows of the pairs `batch` names.
     fn dpo_batch(&self, batch: &[usize]) -> allam_train::Result<DpoBatch> {
         let examples: Vec<DpoExample> = batch.iter().map(|&i| self.examples[i].clone()).collect();
-        DpoBatch::new(&examples, self.pad_id).map_err(|e| allam_train::TrainError::Config(e.to_string()))
+        DpoBatch::new(&examples, self.scorer.pad_id())
+            .map_err(|e| allam_train::TrainError::Config(e.to_string()))
     }
 
     /// The DPO loss of `batch` from the policy's final hidden states of its rows.
@@ -434,7 +292,7 @@ impl DpoObjective {
         batch: &[usize],
     ) -> allam_train::Result<LossOutput> {
         let fail = |e: AlignError| allam_train::TrainError::Config(e.to_string());
-        let policy = self.policy_logprobs(model, hidden, dpo).map_err(fail)?;
+        let policy = self.scorer.policy_logprobs(model, hidden, dpo).map_err(fail)?;
         let (pc, pr) = (policy.chosen.clone(), policy.rejected.clone());
         let device = pc.device().without_autodiff();
         let (rc, rr) = match &self.reference {
@@ -447,9 +305,9 @@ impl DpoObjective {
                     Tensor::<1>::from_data(TensorData::new(r, [n]), &device),
                 )
             }
-            Reference::Model(reference) => self.logprobs(reference, dpo).map_err(fail)?,
+            Reference::Model(reference) => self.scorer.logprobs(reference, dpo).map_err(fail)?,
         };
-        let out = dpo_loss(pc, pr, rc, rr, &self.config).map_err(fail)?;
+        let out = dpo_loss(pc, pr, rc, rr, self.scorer.config()).map_err(fail)?;
         let n = batch.len() as f64;
         let metrics = BTreeMap::from([
             (

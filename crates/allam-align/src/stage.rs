@@ -4,13 +4,11 @@
 use std::path::Path;
 
 use allam_model::{Llama, TextTokenizer};
-use allam_train::params::{frozen, trainable};
-use allam_train::run::starting_optimizer;
-use allam_train::run::{
-    PreparedModel, RunObserver, RunSummary, Session, open_run_dir, prepare_model, read_eval_texts, run_loop,
-};
+use allam_train::Objective;
+use allam_train::params::frozen;
 use allam_train::run_dir::Start;
-use allam_train::{Objective, StepOptions, Trainer};
+use allam_train::session::{RunObserver, RunSummary, open_run_dir, run_loop};
+use allam_train::setup::{PreparedModel, StageLength, assemble};
 use serde::Serialize;
 
 use crate::config::AlignConfig;
@@ -18,7 +16,8 @@ use crate::conversation::load_conversations;
 use crate::dpo::{DpoConfig, DpoExample, load_preferences};
 use crate::error::{AlignError, Result};
 use crate::heldout::HeldOutPairs;
-use crate::objectives::{DpoObjective, Reference, SftObjective, reference_logprobs};
+use crate::objectives::{DpoObjective, Reference, SftObjective};
+use crate::pair_scorer::PairScorer;
 use crate::sft::{SftExample, TruncationReport, pack_examples};
 use crate::template::ChatTemplate;
 use crate::truncation::Truncation;
@@ -45,13 +44,9 @@ fn prepare_stage(
     config: &AlignConfig,
     run_dir: &Path,
 ) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
-    let device = allam_model::device::select(&config.train.device)
-        .map_err(|e| AlignError::Input(format!("[train] device: {e}")))?;
-    let mut prepared = prepare_model(&config.model, run_dir, &device)?;
-    // Before anything computes with the model: DPO's reference log-probs must come from the
-    // same arithmetic as the policy's (TRL runs the reference under the policy's autocast), or
-    // the first step's margin is rounding noise instead of 0.
-    config.train.precision.apply(&mut prepared.model, &device)?;
+    // In the run's precision before anything computes with it: DPO's reference log-probs must
+    // come from the policy's arithmetic, or the first step's margin is rounding noise, not 0.
+    let prepared = config.stage().prepare(run_dir)?;
     let tokenizer = prepared
         .tokenizer
         .clone()
@@ -78,7 +73,8 @@ pub fn run_sft(
     let pad = pad_id(&tokenizer, &prepared.model);
     let (rows, packing) = pack_examples(&examples, config.data.seq_len, pad)?;
     let report = serde_json::to_string_pretty(&packing).expect("the report serialises");
-    allam_train::checkpoint::write_atomically(&run_dir.join("packing.json"), report.as_bytes())?;
+    let path = run_dir.join("packing.json");
+    allam_io::write_atomic(&path, report.as_bytes()).map_err(|source| AlignError::Io { path, source })?;
     if packing.conversations_truncated + packing.conversations_dropped > 0 {
         observer.message(&format!(
             "packing: {} conversation(s) truncated, {} dropped, {} assistant turn(s) and {} token(s) cut (packing.json)",
@@ -91,10 +87,10 @@ pub fn run_sft(
     let max_steps = config.steps_for(rows.len());
     let fingerprint = serde_json::json!({
         "objective": "sft", "rows": rows.len(), "seq_len": config.data.seq_len,
-        "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
+        "micro_batch_size": config.train.step.micro_batch_size, "grad_accum": config.train.step.grad_accum,
     });
-    let objective =
-        SftObjective::new(rows, config.data.seed)?.with_head_chunk_tokens(config.train.head_chunk_tokens);
+    let objective = SftObjective::new(rows, config.data.seed)?
+        .with_head_chunk_tokens(config.train.step.head_chunk_tokens);
     let run = run_stage(
         config,
         prepared,
@@ -123,6 +119,7 @@ pub fn run_dpo(
     let examples = encode_pairs(&config.data.path, &template, &tokenizer, &limits, observer)?;
     let pad = pad_id(&tokenizer, &prepared.model);
     let dpo = config.dpo.config();
+    let scorer = PairScorer::new(dpo, pad, config.train.step.head_chunk_tokens);
     let reference = if config.dpo.reference == "memory" {
         Reference::Model(Box::new(frozen(&prepared.model)))
     } else {
@@ -130,26 +127,30 @@ pub fn run_dpo(
             run_dir,
             &prepared.model,
             &examples,
-            &dpo,
-            pad,
-            config.train.micro_batch_size,
+            &scorer,
+            config.train.step.micro_batch_size,
             observer,
         )?)
     };
     let max_steps = config.steps_for(examples.len());
     let mut fingerprint = serde_json::json!({
         "objective": "dpo", "pairs": examples.len(), "max_length": limits.max_length(),
-        "micro_batch_size": config.train.micro_batch_size, "grad_accum": config.train.grad_accum,
+        "micro_batch_size": config.train.step.micro_batch_size, "grad_accum": config.train.step.grad_accum,
     });
     // Only the newer style is named, so checkpoints from before it existed still resume.
     if let Truncation::Sequence(_) = limits {
         fingerprint["truncation"] = serde_json::json!("sequence");
     }
     let mut objective = DpoObjective::new(examples, reference, dpo, pad, config.data.seed)?
-        .with_head_chunk_tokens(config.train.head_chunk_tokens);
+        .with_head_chunk_tokens(config.train.step.head_chunk_tokens);
     if let Some(path) = &config.data.eval_path {
         let heldout = encode_pairs(path, &template, &tokenizer, &limits, observer)?;
-        let heldout = HeldOutPairs::new(heldout, &prepared.model, dpo, pad, config.train.micro_batch_size)?;
+        let heldout = HeldOutPairs::new(
+            heldout,
+            &prepared.model,
+            scorer,
+            config.train.step.micro_batch_size,
+        )?;
         observer.message(&format!(
             "{} held-out pairs from {}: reward accuracy and margin at every evaluation",
             heldout.len(),
@@ -277,13 +278,12 @@ fn cached_reference(
     run_dir: &Path,
     model: &Llama,
     examples: &[DpoExample],
-    config: &DpoConfig,
-    pad: u32,
+    scorer: &PairScorer,
     micro: usize,
     observer: &dyn RunObserver,
 ) -> Result<Vec<(f32, f32)>> {
     let path = run_dir.join("reference_logprobs.json");
-    let key = reference_key(model, examples, config);
+    let key = reference_key(model, examples, scorer.config());
     if let Ok(cache) = ReferenceCache::read(&path)
         && cache.key == key
         && cache.values.len() == examples.len()
@@ -294,10 +294,10 @@ fn cached_reference(
         "computing reference log-probs of {} pairs",
         examples.len()
     ));
-    let values = reference_logprobs(&frozen(model), examples, config, pad, micro)?;
+    let values = scorer.logprobs_of_all(&frozen(model), examples, micro)?;
     let cache = ReferenceCache { key, values };
     let json = serde_json::to_string(&cache).expect("numbers serialise");
-    allam_train::checkpoint::write_atomically(&path, json.as_bytes())?;
+    allam_io::write_atomic(&path, json.as_bytes()).map_err(|source| AlignError::Io { path, source })?;
     Ok(cache.values)
 }
 
@@ -308,39 +308,18 @@ fn run_stage<O: Objective>(
     objective: O,
     max_steps: u64,
     stop_at: Option<u64>,
-    mut fingerprint: serde_json::Value,
+    fingerprint: serde_json::Value,
     run_dir: &Path,
     resume: bool,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
-    fingerprint["precision"] = serde_json::json!(config.train.precision);
-    let optimizer = starting_optimizer(&config.model, &config.optimizer, &prepared.model)?;
-    let mut trainer = Trainer {
-        model: trainable(prepared.model),
-        optimizer,
-        objective,
-        options: StepOptions {
-            micro_batch_size: config.train.micro_batch_size,
-            grad_accum: config.train.grad_accum,
-            replicas: 1,
-            schedule: config.schedule.clone(),
-            max_steps,
-            embedding_warmup: None,
-            activation_checkpointing: config.train.activation_checkpointing,
-        },
-        step: 0,
-        tokens: 0,
+    let length = StageLength {
+        max_steps,
+        stop_at,
+        replicas: 1,
+        embedding_warmup: None,
     };
-    let session = Session {
-        run_dir: run_dir.to_path_buf(),
-        hf_config: prepared.hf_config,
-        support_from: prepared.support_from,
-        tokenizer: prepared.tokenizer,
-        eval_texts: read_eval_texts(&config.eval)?,
-        eval_every: config.eval.every,
-        checkpoint: config.checkpoint.clone(),
-        last_step: stop_at.unwrap_or(max_steps).min(max_steps),
-        fingerprint,
-    };
+    let (mut trainer, session) =
+        assemble(&config.stage(), prepared, objective, length, fingerprint, run_dir)?;
     Ok(run_loop(&mut trainer, &session, resume, observer)?)
 }

@@ -130,3 +130,55 @@ fn dpo_with_activation_checkpointing_gives_the_same_gradients() {
         }
     }
 }
+
+/// Held-out pair evaluation scores through the same [`allam_align::PairScorer`] as training, so
+/// `[train] head_chunk_tokens` holds there too: the chunked head's rewards equal the composed
+/// head's, and they are the margins recomputed by hand from the scorer's log-probs.
+#[test]
+fn heldout_pairs_score_through_the_configured_head() {
+    use allam_align::{HeldOutPairs, PairScorer};
+    let reference = model();
+    let device = allam_model::device::select("cpu").unwrap();
+    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4).with_tie_word_embeddings(false);
+    let policy = trainable(allam_train::params::seeded_init(config.init(&device), 0.2, 12));
+    let dpo = DpoConfig {
+        beta: 0.5,
+        loss: DpoLossKind::Sigmoid,
+        label_smoothing: 0.0,
+    };
+    let rewards = |chunk: usize| {
+        let scorer = PairScorer::new(dpo, 0, chunk);
+        HeldOutPairs::new(examples(), &reference, scorer, 2)
+            .unwrap()
+            .rewards(&policy)
+            .unwrap()
+    };
+    let (composed, chunked) = (rewards(0), rewards(3));
+    let scorer = PairScorer::new(dpo, 0, 3);
+    let (p, r) = (
+        scorer.logprobs_of_all(&policy, &examples(), 1).unwrap(),
+        scorer.logprobs_of_all(&reference, &examples(), 1).unwrap(),
+    );
+    let margins: Vec<f64> = p
+        .iter()
+        .zip(&r)
+        .map(|(p, r)| 0.5 * (f64::from(p.0 - r.0) - f64::from(p.1 - r.1)))
+        .collect();
+    let by_hand = margins.iter().sum::<f64>() / 3.0;
+    assert!(
+        by_hand.abs() > 1e-3,
+        "the policy must differ from the reference: {by_hand}"
+    );
+    assert_eq!(composed.n, 3);
+    assert_eq!(composed.accuracy, chunked.accuracy);
+    assert!(
+        (composed.margin - chunked.margin).abs() < 1e-5,
+        "{composed:?} vs {chunked:?}"
+    );
+    assert!(
+        (chunked.margin - by_hand).abs() < 1e-5,
+        "{chunked:?} vs {by_hand}"
+    );
+    let accuracy = margins.iter().filter(|&&m| m > 0.0).count() as f64 / 3.0;
+    assert_eq!(chunked.accuracy, accuracy);
+}

@@ -2,8 +2,8 @@
 use std::path::Path;
 
 use allam_align::{AlignConfig, run_dpo, run_sft};
+use allam_train::Quiet;
 use allam_train::Start;
-use allam_train::run::Quiet;
 
 fn rows(run_dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run_dir.join("metrics.jsonl"))
@@ -239,7 +239,7 @@ fn sft_and_dpo_steps_agree_on_every_device() {
 #[derive(Default)]
 struct Messages(std::sync::Mutex<Vec<String>>);
 
-impl allam_train::run::RunObserver for Messages {
+impl allam_train::RunObserver for Messages {
     fn message(&self, message: &str) {
         self.0.lock().unwrap().push(message.to_string());
     }

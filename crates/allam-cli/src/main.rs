@@ -127,7 +127,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let display = allam_recipe::Display::detect(cli.quiet);
+    let display = allam_cli::display::Display::detect(cli.quiet);
     let result = match cli.command {
         Command::Logits(args) => cmd::model::logits(args),
         Command::Generate(args) => cmd::model::generate(args),

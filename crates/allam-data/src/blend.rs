@@ -32,7 +32,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::{SplitMix64, label_hash, mix};
+use crate::hash::label_hash;
+use allam_io::rng::{SplitMix64, mix};
 
 /// One source's inputs to the formula.
 #[derive(Clone, Debug)]

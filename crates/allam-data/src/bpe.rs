@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use tokenizers::models::bpe::BPE;
 
-use crate::dedup::IdentityBuild;
-use crate::rng::finalize;
+use crate::hash::IdentityBuild;
+use allam_io::rng::finalize;
 
 /// A BPE model's vocabulary and merges as integer tables.
 #[derive(Clone, Debug)]
@@ -196,7 +196,7 @@ pub struct BpeScratch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use allam_io::rng::SplitMix64;
     use tokenizers::Model;
 
     /// A model over `▁abc` (plus `<0xNN>` pieces when `bytes`) whose merges overlap, so the

@@ -21,28 +21,15 @@ use crate::clean::{DropCounts, DropReason, clean_document};
 use crate::dedup::{ExactDedup, NearDedup};
 use crate::encode::Encoder;
 use crate::error::{DataError, Result};
+use crate::hash::label_hash;
 use crate::output::Staging;
+use crate::progress::Progress;
 use crate::recipe::{Recipe, SourceSpec};
 use crate::report::{Report, SourceReport, write_atomic};
-use crate::rng::{SplitMix64, label_hash, mix};
 use crate::shard::{ShardWriter, dtype_for_vocab};
 use crate::source::{DocReader, Extract, Template};
 use crate::stream::{Manifest, ManifestSource, Mixture};
-
-/// Progress callbacks (the CLI draws a bar; the library stays UI-free).
-pub trait Progress: Sync {
-    /// Total input bytes about to be read.
-    fn start(&self, _total_bytes: u64) {}
-    /// Another `bytes` of input were read.
-    fn advance(&self, _bytes: u64) {}
-    /// A new stage or source.
-    fn message(&self, _message: &str) {}
-}
-
-/// Progress that reports nothing.
-pub struct NoProgress;
-
-impl Progress for NoProgress {}
+use allam_io::rng::{SplitMix64, mix};
 
 /// Build settings that are not part of the recipe.
 #[derive(Clone, Debug)]

@@ -9,17 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::IdentityBuild;
+use crate::hash::IdentityBuild;
 
-/// The writing system a source is expected to be in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Script {
-    /// Arabic letters (U+0600–U+06FF, U+0750–U+077F, U+08A0–U+08FF and presentation forms).
-    Arabic,
-    /// Latin letters (ASCII and the Latin-1 / Latin Extended blocks).
-    Latin,
-}
+/// The writing system a source is expected to be in (`arabic` or `latin`; allam-script's classes).
+pub use allam_script::Script;
 
 /// Cleaning settings. A recipe's top-level `[clean]` table sets defaults for every source, and a
 /// source's own `[sources.clean]` table overrides individual keys. A value of `0` disables a
@@ -53,7 +46,8 @@ pub struct CleanConfig {
     pub minhash_permutations: usize,
     /// Normalise Arabic letter variants: alef forms (أ إ آ ٱ → ا), alef maqsura (ى → ي), tatweel removed.
     pub normalize_arabic: bool,
-    /// Remove Arabic diacritics (harakat, tanwin, shadda, sukun, Quranic marks).
+    /// Remove Arabic diacritics: every Arabic combining mark (harakat, tanwin, shadda, sukun, Quranic
+    /// marks; `allam_script::is_arabic_mark`).
     pub strip_diacritics: bool,
 }
 
@@ -146,25 +140,7 @@ impl DropCounts {
     }
 }
 
-/// True for Arabic diacritics and Quranic annotation marks.
-pub fn is_arabic_diacritic(c: char) -> bool {
-    matches!(c, '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}' | '\u{08D3}'..='\u{08FF}')
-}
-
-/// True for Arabic letters (not digits, punctuation or diacritics).
-pub fn is_arabic_letter(c: char) -> bool {
-    matches!(c,
-        '\u{0620}'..='\u{063F}' | '\u{0641}'..='\u{064A}' | '\u{066E}'..='\u{066F}'
-        | '\u{0671}'..='\u{06D3}' | '\u{06D5}' | '\u{06EE}'..='\u{06EF}' | '\u{06FA}'..='\u{06FC}'
-        | '\u{0750}'..='\u{077F}' | '\u{08A0}'..='\u{08C9}' | '\u{FB50}'..='\u{FDFF}'
-        | '\u{FE70}'..='\u{FEFF}')
-        && !is_arabic_diacritic(c)
-}
-
-/// True for Latin letters.
-pub fn is_latin_letter(c: char) -> bool {
-    c.is_ascii_alphabetic() || (matches!(c, '\u{00C0}'..='\u{024F}') && c.is_alphabetic())
-}
+pub use allam_script::{TATWEEL, is_arabic_letter, is_arabic_mark, is_latin};
 
 /// Applies the configured Arabic normalisation; returns the input unchanged when both are off.
 pub fn normalize_arabic(text: &str, letters: bool, diacritics: bool) -> String {
@@ -173,12 +149,12 @@ pub fn normalize_arabic(text: &str, letters: bool, diacritics: bool) -> String {
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if diacritics && is_arabic_diacritic(c) {
+        if diacritics && is_arabic_mark(c) {
             continue;
         }
         if letters {
             match c {
-                '\u{0640}' => continue,
+                TATWEEL => continue,
                 'أ' | 'إ' | 'آ' | 'ٱ' => out.push('ا'),
                 'ى' => out.push('ي'),
                 _ => out.push(c),
@@ -196,7 +172,7 @@ pub fn arabic_share(text: &str) -> Option<f64> {
     for c in text.chars() {
         if is_arabic_letter(c) {
             ar += 1;
-        } else if is_latin_letter(c) {
+        } else if is_latin(c) {
             la += 1;
         }
     }
@@ -232,7 +208,7 @@ pub fn duplicate_ngram_share(words: &[&str]) -> f64 {
     let mut counts: HashMap<u64, u32, IdentityBuild> =
         HashMap::with_capacity_and_hasher(words.len(), IdentityBuild::default());
     for h in hashes.windows(3) {
-        let key = crate::rng::mix(crate::rng::mix(h[0], h[1]), h[2]);
+        let key = allam_io::rng::mix(allam_io::rng::mix(h[0], h[1]), h[2]);
         *counts.entry(key).or_default() += 1;
     }
     let total = (words.len() - 2) as f64;
@@ -264,6 +240,8 @@ pub fn clean_document(text: &str, cfg: &CleanConfig) -> Result<String, DropReaso
             (None, _) => false,
             (Some(s), Script::Arabic) => s >= cfg.min_script_share,
             (Some(s), Script::Latin) => 1.0 - s >= cfg.min_script_share,
+            // Refused when the recipe is read; there is no share of "other" to check.
+            (Some(_), Script::Other) => true,
         };
         if !ok {
             return Err(DropReason::Script);

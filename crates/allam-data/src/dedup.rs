@@ -15,10 +15,10 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::clean::{is_arabic_diacritic, is_arabic_letter};
 use crate::error::{DataError, Result};
-use crate::rng::{SplitMix64, mix};
 use crate::seen::SeenHashes;
+use allam_io::rng::{SplitMix64, mix};
+use allam_script::{TATWEEL, is_arabic_digit, is_arabic_letter, is_arabic_mark};
 
 /// The text that exact deduplication hashes: case-folded, diacritics and tatweel removed,
 /// punctuation and whitespace runs collapsed to single spaces.
@@ -28,13 +28,11 @@ pub fn dedup_key(text: &str) -> String {
     for c in text.chars() {
         let keep = if c.is_ascii() {
             c.is_ascii_alphanumeric()
-        } else if is_arabic_diacritic(c) || c == '\u{0640}' {
+        } else if is_arabic_mark(c) || c == TATWEEL {
             continue;
         } else if ('\u{0600}'..='\u{06FF}').contains(&c) {
             // Arabic block: letters and digits have no case; skip the Unicode tables.
-            is_arabic_letter(c)
-                || ('\u{0660}'..='\u{0669}').contains(&c)
-                || ('\u{06F0}'..='\u{06F9}').contains(&c)
+            is_arabic_letter(c) || is_arabic_digit(c)
         } else {
             c.is_alphanumeric()
         };
@@ -56,33 +54,6 @@ pub fn dedup_key(text: &str) -> String {
     }
     out
 }
-
-/// A hasher for keys that are already hashes (xxh3): passes the `u64` through.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IdentityHasher(u64);
-
-impl std::hash::Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ (self.0 >> 56) ^ b as u64;
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-}
-
-/// `BuildHasher` for [`IdentityHasher`].
-pub type IdentityBuild = std::hash::BuildHasherDefault<IdentityHasher>;
 
 /// Exact-duplicate filter: remembers the hash of every document it has accepted, in a
 /// [`SeenHashes`] (a bounded number in memory, the rest in sorted runs on disk).

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokenizers::models::ModelWrapper;
 
 use crate::bpe::{BpeScratch, PieceBpe};
-use crate::dedup::IdentityBuild;
+use crate::hash::IdentityBuild;
 use tokenizers::{Model, NormalizedString, Normalizer, Tokenizer};
 
 /// Pieces cached per thread (then the cache is cleared: memory stays bounded).

@@ -4,8 +4,8 @@
 //! `kill -9` — by the next build into the same place, which says so).
 use std::path::{Path, PathBuf};
 
-use crate::build::Progress;
 use crate::error::{DataError, Result};
+use crate::progress::Progress;
 use crate::stream::MANIFEST;
 
 /// A build's staging directory `PARENT/.NAME.building-PID` for the output `PARENT/NAME`.

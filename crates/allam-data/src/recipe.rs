@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::clean::CleanConfig;
+use crate::clean::{CleanConfig, Script};
 use crate::error::{DataError, Result};
 use crate::source::{ParallelSpec, detect};
 
@@ -217,6 +217,11 @@ impl Recipe {
             let clean: CleanConfig = toml::Value::Table(table)
                 .try_into()
                 .map_err(|e| at(format!("[clean]: {e}")))?;
+            if clean.script == Some(Script::Other) {
+                return Err(at(
+                    "[clean] script = \"other\" (expected \"arabic\" or \"latin\")".into(),
+                ));
+            }
             if let Some(t) = clean.near_duplicate_threshold
                 && !(t > 0.0 && t <= 1.0)
             {

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use crate::dedup::IdentityBuild;
 use crate::error::{DataError, Result};
+use crate::hash::IdentityBuild;
 
 /// Hashes kept in memory before spilling by default: 2¹⁷ (≈ 3.4 MiB of hash table).
 pub const DEFAULT_MEMORY_HASHES: usize = 1 << 17;
@@ -283,7 +283,7 @@ impl Iterator for Merge<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
+    use allam_io::rng::SplitMix64;
 
     #[test]
     fn agrees_with_an_in_memory_map_across_spills_and_merges() {

@@ -11,7 +11,7 @@
 //! file and the 1-based line (row for Parquet).
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +21,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
-use crate::rng::SplitMix64;
+use allam_io::rng::SplitMix64;
 
 mod parquet_rows;
 use parquet_rows::{open_parquet, parquet_doc};
@@ -38,27 +38,12 @@ pub enum Format {
     Parquet,
 }
 
-/// Compression of a line-oriented input, from its extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    /// Not compressed.
-    None,
-    /// `.gz`
-    Gzip,
-    /// `.zst` / `.zstd`
-    Zstd,
-}
+pub use allam_io::Compression;
 
 /// Guesses format and compression from a file name (`a.jsonl.gz`, `b.txt.zst`, `c.parquet`).
 pub fn detect(path: &Path) -> Option<(Format, Compression)> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-    let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
-        (s, Compression::Gzip)
-    } else if let Some(s) = name.strip_suffix(".zst").or_else(|| name.strip_suffix(".zstd")) {
-        (s, Compression::Zstd)
-    } else {
-        (name.as_str(), Compression::None)
-    };
+    let (stem, compression) = Compression::of_name(&name);
     let format = if stem.ends_with(".txt") || stem.ends_with(".text") {
         Format::Txt
     } else if stem.ends_with(".jsonl") || stem.ends_with(".ndjson") || stem.ends_with(".json") {
@@ -316,17 +301,18 @@ impl DocReader {
             inner: file,
             counter: self.bytes.clone(),
         };
-        let reader: Box<dyn BufRead + Send> = match compression {
-            Compression::None => Box::new(BufReader::with_capacity(1 << 16, counted)),
-            Compression::Gzip => Box::new(BufReader::with_capacity(
-                1 << 16,
-                flate2::read::MultiGzDecoder::new(BufReader::new(counted)),
-            )),
-            Compression::Zstd => Box::new(BufReader::with_capacity(
-                1 << 16,
-                zstd::stream::read::Decoder::new(counted).map_err(|e| DataError::io(&path, e))?,
-            )),
-        };
+        // Decoded by content (as everywhere in allam); a name that promises a compression its
+        // bytes do not have is a mistake worth naming.
+        let (actual, reader) = allam_io::decoded_reader(counted).map_err(|e| DataError::io(&path, e))?;
+        if compression != Compression::None && actual != compression {
+            let error = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the name says {compression:?} but the first bytes are not {compression:?}'s magic number"
+                ),
+            );
+            return Err(DataError::io(&path, error));
+        }
         self.current = Some(Current::Lines {
             reader,
             format,

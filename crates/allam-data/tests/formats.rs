@@ -190,6 +190,30 @@ fn invalid_utf8_names_file_and_line() {
     assert!(e.contains("bad.txt.gz:2") && e.contains("invalid UTF-8"), "{e}");
 }
 
+/// Compression is read from the first bytes, as the tokenizer's corpus reader does: a plain or
+/// zstd file behind a `.txt` name is decoded; a `.gz` name over bytes that are not gzip is an
+/// error naming the file, not garbage tokens.
+#[test]
+fn compression_is_told_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = lines(&english(6, "content"));
+    write(d, "plain.txt", text.as_bytes());
+    write(d, "hidden-zstd.txt", &zst(text.as_bytes()));
+    let shards = |name: &str| {
+        let r = one_source(d, name, "");
+        let out = d.join(format!("out-{name}"));
+        build(&r, &out, &BuildOptions::default(), &NoProgress).unwrap();
+        shard_docs(&out, "s")
+    };
+    let plain = shards("plain.txt");
+    assert_eq!(plain.len(), 6);
+    assert_eq!(shards("hidden-zstd.txt"), plain);
+    write(d, "not-gzip.txt.gz", text.as_bytes());
+    let e = build_err(&one_source(d, "not-gzip.txt.gz", ""), d);
+    assert!(e.contains("not-gzip.txt.gz") && e.contains("Gzip"), "{e}");
+}
+
 #[test]
 fn missing_files_and_unknown_formats() {
     let dir = tempfile::tempdir().unwrap();

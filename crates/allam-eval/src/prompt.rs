@@ -85,14 +85,7 @@ pub fn arabic_share(text: &str) -> f64 {
     let (mut letters, mut arabic) = (0usize, 0usize);
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
-        arabic += usize::from(matches!(
-            c,
-            '\u{0600}'..='\u{06FF}'
-                | '\u{0750}'..='\u{077F}'
-                | '\u{08A0}'..='\u{08FF}'
-                | '\u{FB50}'..='\u{FDFF}'
-                | '\u{FE70}'..='\u{FEFF}'
-        ));
+        arabic += usize::from(allam_script::is_arabic(c));
     }
     if letters == 0 {
         0.0

@@ -3,9 +3,11 @@
 //! lm-evaluation-harness does for MMLU, in a seeded random order.
 //!
 //! The draw for each question depends only on the seed and the question's index, not on the
-//! order of scoring or the batch size. The generator is SplitMix64, written out here so the same
-//! seed gives the same prompts whatever version of `rand` the workspace uses.
+//! order of scoring or the batch size. The generator is allam-io's SplitMix64, so the same seed
+//! gives the same prompts whatever version of `rand` the workspace uses.
 use std::collections::BTreeMap;
+
+use allam_io::SplitMix64;
 
 use crate::task::McItem;
 
@@ -83,44 +85,9 @@ impl<'a> ShotPool<'a> {
 fn draw(mut candidates: Vec<usize>, n: usize, rng: &mut SplitMix64) -> Vec<usize> {
     let n = n.min(candidates.len());
     for i in 0..n {
-        let j = i + rng.below(candidates.len() - i);
+        let j = i + rng.below((candidates.len() - i) as u64) as usize;
         candidates.swap(i, j);
     }
     candidates.truncate(n);
     candidates
-}
-
-/// SplitMix64 (Steele, Lea and Flood 2014): small, fast and the same everywhere.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`), by multiply-shift (bias below 2^-32 for any pool size here).
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitmix_matches_the_reference_sequence() {
-        // First outputs for seed 0 of the reference C implementation.
-        let mut rng = SplitMix64::new(0);
-        assert_eq!(rng.next(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next(), 0x6E78_9E6A_A1B9_65F4);
-    }
 }

@@ -4,16 +4,15 @@ use burn::nn::{Initializer, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use crate::cache::LayerCache;
 use crate::config::LlamaConfig;
-use crate::cpu_attention;
-use crate::device::is_cpu;
+use crate::cpu;
+use crate::cpu::{project, project_group};
 use crate::mlp::linear;
 use crate::precision::{cast_to, mul_scalar_rounded, to_f32};
 use crate::rope::RotaryTables;
-use crate::split::{project, project_group};
 
 /// Multi-head attention whose query heads share `num_key_value_heads` key/value heads.
 ///
@@ -87,16 +86,15 @@ impl Attention {
         let keys = k.dims()[2];
 
         let scale = (d as f64).powf(-0.5);
-        // The fused kernel runs on the CPU backend only when nothing is differentiated: Burn's
+        // The fused kernels run on the CPU backend only when nothing is differentiated: Burn's
         // autodiff, and the GPU backends given a bias, fall back to composed ops that need K/V
         // repeated per query head.
-        let fused = !q.is_autodiff() && is_cpu(&q.device()) && q.dtype() == DType::F32;
-        let out = if fused {
+        let out = if cpu::eligible(&q) {
             // Our CPU kernel (blocks of queries against only the keys their mask shows), or
             // else Flex's fused one (one head's full scores at a time, heads in parallel); both
             // share K/V heads natively and read the bias broadcast, not copied.
             let bias = bias.reshape([batch, 1, seq, keys]);
-            match cpu_attention::attention(&q, &k, &v, &bias, scale as f32) {
+            match cpu::attention(&q, &k, &v, &bias, scale as f32) {
                 Some(out) => out,
                 None => {
                     let bias = bias.expand([batch, h, seq, keys]);

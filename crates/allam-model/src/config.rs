@@ -5,10 +5,9 @@
 use std::path::Path;
 
 use burn::config::Config;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-pub use crate::hf_config::HfConfig;
-use crate::rope::RopeScaling;
 
 /// The architecture hyper-parameters of a Llama-family decoder (Llama-2/3, Mistral, Qwen2).
 #[derive(Config, Debug, PartialEq)]
@@ -230,6 +229,70 @@ impl std::str::FromStr for StorageDtype {
             "bf16" | "bfloat16" => Ok(Self::Bf16),
             "f16" | "float16" | "half" => Ok(Self::F16),
             other => Err(format!("unknown dtype `{other}` (expected f32, bf16 or f16)")),
+        }
+    }
+}
+
+/// How the rotary frequencies are rescaled for contexts longer than pre-training's
+/// (`rope_scaling` / `rope_parameters` in `config.json`, by `rope_type`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    /// Position interpolation: every frequency divided by `factor`.
+    Linear {
+        /// The interpolation factor.
+        factor: f64,
+    },
+    /// Dynamic NTK: for a sequence of `L > max_position_embeddings` tokens the base becomes
+    /// `base · (factor·L/max − (factor − 1))^(d/(d−2))`; shorter sequences are unchanged.
+    Dynamic {
+        /// The NTK factor.
+        factor: f64,
+    },
+    /// Llama-3.1's scaling: long wavelengths divided by `factor`, short ones kept, a smooth blend
+    /// in between.
+    Llama3 {
+        /// Divisor of the low frequencies (8 for Llama-3.1).
+        factor: f64,
+        /// Wavelengths above `original / low_freq_factor` are fully scaled.
+        low_freq_factor: f64,
+        /// Wavelengths below `original / high_freq_factor` are kept.
+        high_freq_factor: f64,
+        /// The pre-training context (8 192 for Llama-3.1).
+        original_max_position_embeddings: f64,
+    },
+    /// YaRN: a ramp between interpolated and extrapolated frequencies, and an attention factor
+    /// multiplying the cosines and sines.
+    Yarn {
+        /// The interpolation factor (kept as configured even where it differs from
+        /// `max_position_embeddings / original`, as current `transformers` does).
+        factor: f64,
+        /// The pre-training context: where the correction range is measured
+        /// (`max_position_embeddings` when absent).
+        original_max_position_embeddings: Option<f64>,
+        /// Fixed attention factor; derived from the factor (and `mscale`s) when absent.
+        attention_factor: Option<f64>,
+        /// Rotations where extrapolation ends (default 32).
+        beta_fast: f64,
+        /// Rotations where interpolation begins (default 1).
+        beta_slow: f64,
+        /// `mscale` of DeepSeek-style configs.
+        mscale: Option<f64>,
+        /// `mscale_all_dim` of DeepSeek-style configs.
+        mscale_all_dim: Option<f64>,
+        /// Whether the correction range is rounded outwards to whole dimensions (default true).
+        truncate: bool,
+    },
+}
+
+impl RopeScaling {
+    /// The `rope_type` name in `config.json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Linear { .. } => "linear",
+            Self::Dynamic { .. } => "dynamic",
+            Self::Llama3 { .. } => "llama3",
+            Self::Yarn { .. } => "yarn",
         }
     }
 }

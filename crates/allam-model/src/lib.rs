@@ -25,23 +25,19 @@ pub mod batch;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
-mod cpu_attention;
-mod cpu_swiglu;
+mod cpu;
 pub mod device;
 pub mod error;
 pub mod expand;
 pub mod generate;
 pub mod hf_config;
 pub mod layer;
-mod matvec;
 pub mod mlp;
 pub mod model;
 pub mod precision;
 pub mod pretrained;
 pub mod rope;
 pub mod score;
-mod split;
-mod storage;
 #[cfg(test)]
 mod testing;
 pub mod text;
@@ -49,11 +45,10 @@ pub mod text;
 pub use batch::{PaddingSide, TokenBatch};
 pub use cache::KvCache;
 pub use checkpoint::{SaveOptions, load_model, save_model};
-pub use config::{HfConfig, LlamaConfig, StorageDtype};
+pub use config::{LlamaConfig, RopeScaling, StorageDtype};
 pub use error::{ModelError, Result};
 pub use expand::{ExpansionSummary, RowInit, VocabExpansion, expand_vocab};
-pub use hf_config::ModelFamily;
-pub use rope::RopeScaling;
+pub use hf_config::{HfConfig, ModelFamily};
 
 pub use model::{LayerPass, Llama};
 

@@ -4,9 +4,9 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::config::LlamaConfig;
-use crate::cpu_swiglu;
+use crate::cpu;
+use crate::cpu::{project, project_group};
 use crate::precision::silu;
-use crate::split::{project, project_group};
 
 /// `down(silu(gate(x)) ⊙ up(x))`, with biases when `mlp_bias`.
 ///
@@ -38,7 +38,7 @@ impl SwiGlu {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [gate, up] = project_group([&self.gate_proj, &self.up_proj], x);
         // On the CPU, outside autodiff: one parallel pass instead of three serial ones.
-        let gated = cpu_swiglu::swiglu(&gate, &up).unwrap_or_else(|| silu(gate) * up);
+        let gated = cpu::swiglu(&gate, &up).unwrap_or_else(|| silu(gate) * up);
         project(&self.down_proj, gated)
     }
 }

@@ -6,12 +6,12 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use crate::batch::{MASKED, TokenBatch};
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
+use crate::cpu::{matmul_columns, project};
 use crate::error::{ModelError, Result};
 use crate::layer::DecoderLayer;
 use crate::mlp::linear;
 use crate::precision::{cast_to, product_dtype, rms_norm, to_f32};
 use crate::rope::RotaryTables;
-use crate::split::{matmul_columns, project};
 
 /// A Llama-family causal language model (`LlamaForCausalLM`, `MistralForCausalLM`,
 /// `Qwen2ForCausalLM`).

@@ -6,9 +6,9 @@ use burn::tensor::Device;
 use serde_json::Value;
 
 use crate::checkpoint::{SaveOptions, load_model, save_model};
-use crate::config::HfConfig;
 use crate::error::{ModelError, Result};
 use crate::generate::{GenerationConfig, GenerationOutput, generate};
+use crate::hf_config::HfConfig;
 use crate::model::Llama;
 use crate::text::{ChatMessage, TextTokenizer};
 

@@ -44,3 +44,8 @@ impl RecipeError {
 
 /// `Result` with [`RecipeError`].
 pub type Result<T> = std::result::Result<T, RecipeError>;
+
+/// Writes `bytes` to `path` atomically (allam-io), naming the path in the error.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    allam_io::write_atomic(path, bytes).map_err(|e| RecipeError::io(path, e))
+}

@@ -19,8 +19,8 @@
 //! report comes from the run.
 //!
 //! [`config`] is the toy configuration, [`pipeline`] runs its stages, [`from_base`] the recipe
-//! from a base, [`report`] writes the report (with [`chart`]'s `bpb.svg`), [`progress`] shows
-//! progress.
+//! from a base, [`report`] writes the report (with [`chart`]'s `bpb.svg`), [`progress`] is how
+//! stages report progress (the CLI draws it).
 #![warn(missing_docs)]
 
 pub mod chart;
@@ -39,7 +39,7 @@ pub use error::{RecipeError, Result};
 pub use from_base::BaseRecipe;
 pub use out_dir::tokens_per_second;
 pub use pipeline::{ModelScores, Outcome, run};
-pub use progress::{Bars, BytesBar, Display, Meter, ScoreBar, Silent, StageProgress, StepBar, Unit};
+pub use progress::{Silent, StageProgress};
 pub use report::{ReportContext, Verdicts, reproduce, reproduce_from_base, write_report};
 
 /// A recipe file of either kind.

@@ -24,7 +24,7 @@ use allam_model::expand::{VocabExpansion, expand_pretrained, save_expanded, toke
 use allam_model::{PretrainedModel, RowInit, SaveOptions, TextTokenizer};
 use allam_tokenizer::{Corpus, ExpansionConfig};
 use allam_train::config::{
-    ArchitectureSpec, CheckpointSpec, DataSpec, EvalSpec, EvalText, ModelSpec, RunConfig, TrainSpec,
+    ArchitectureSpec, CheckpointSpec, DataSpec, EvalSpec, EvalText, ModelSpec, RunConfig, StepSpec, TrainSpec,
 };
 use allam_train::{AdamWConfig, LrSchedule, RunOptions, Start};
 use burn::tensor::Device;
@@ -93,7 +93,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecipeError + '_ {
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    Ok(allam_train::checkpoint::write_atomically(path, text.as_bytes())?)
+    crate::error::write_file(path, text.as_bytes())
 }
 
 /// The tokenizer_config.json the recipe's tokenizers carry (Llama's specials).
@@ -368,17 +368,20 @@ fn lm_run(config: &RecipeConfig, phase: &Phase, recipe: PathBuf, warmup: u64) ->
         schedule: schedule(phase, warmup),
         train: TrainSpec {
             max_steps: phase.steps.unwrap_or(1),
-            micro_batch_size: phase.micro_batch_size,
-            grad_accum: 1,
             replicas: 1,
             embedding_warmup_steps: warmup,
             first_new_row: None,
             embedding_lr: None,
             embedding_lr_warmup_steps: 0,
-            device: "cpu".into(),
-            head_chunk_tokens: allam_train::config::head_chunk_tokens(),
-            activation_checkpointing: Default::default(),
-            precision: Default::default(),
+            step: StepSpec {
+                micro_batch_size: phase.micro_batch_size,
+                grad_accum: 1,
+                device: "cpu".into(),
+                head_chunk_tokens: allam_train::config::head_chunk_tokens(),
+                activation_checkpointing: Default::default(),
+                precision: Default::default(),
+                unknown: Default::default(),
+            },
         },
         checkpoint: CheckpointSpec {
             every: None,
@@ -445,7 +448,8 @@ pub(crate) fn reward_accuracy(config: &AlignConfig, run_dir: &Path, device: &Dev
         allam_align::stage::ReferenceCache::read(&run_dir.join("reference_logprobs.json"))?.values;
     let pad = tokenizer.token_to_id("</s>").unwrap_or(0);
     let dpo = config.dpo.config();
-    let now = allam_align::objectives::reference_logprobs(&policy.model, &examples, &dpo, pad, 8)?;
+    let scorer = allam_align::PairScorer::new(dpo, pad, allam_train::head::DEFAULT_CHUNK_TOKENS);
+    let now = scorer.logprobs_of_all(&policy.model, &examples, 8)?;
     let margins: Vec<f64> = now
         .iter()
         .zip(&reference)
@@ -485,8 +489,9 @@ fn score_model(stage: &str, dir: &Path, sample: &Path, device: &Device) -> Resul
         Ok(documents_stats(&pretrained, docs, window, 8)?.bits_per_byte())
     };
     let items = read_items(&sample.join("mc_questions.jsonl"), TaskFormat::McJsonl)?;
-    let is_arabic = |s: &str| s.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c));
-    let (ar, en): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| is_arabic(&i.question));
+    let (ar, en): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .partition(|i| allam_tokenizer::script::has_arabic(&i.question));
     let acc = |items: &[allam_eval::McItem]| -> Result<f64> {
         Ok(allam_eval::evaluate(&pretrained, items, McOptions::default())?
             .overall

@@ -250,21 +250,21 @@ pub fn write_report(outcome: &Outcome, config: &ReportContext) -> Result<PathBuf
     let out = &config.out;
     let svg = crate::chart::bpb_svg(&outcome.scores, margin)
         .map_err(|e| RecipeError::Config(format!("plotting {}: {e}", out.join("bpb.svg").display())))?;
-    allam_train::checkpoint::write_atomically(&out.join("bpb.svg"), svg.as_bytes())?;
+    crate::error::write_file(&out.join("bpb.svg"), svg.as_bytes())?;
     // Model directories relative to the run folder, so the report holds wherever the folder goes.
     let mut outcome = outcome.clone();
     for s in &mut outcome.scores {
         s.dir = relative_path(&s.dir, out);
     }
     let json = serde_json::json!({ "outcome": outcome, "verdicts": v });
-    allam_train::checkpoint::write_atomically(
+    crate::error::write_file(
         &out.join("report.json"),
         serde_json::to_string_pretty(&json)
             .expect("serialises")
             .as_bytes(),
     )?;
     let path = out.join("report.md");
-    allam_train::checkpoint::write_atomically(&path, md.as_bytes())?;
+    crate::error::write_file(&path, md.as_bytes())?;
     Ok(path)
 }
 

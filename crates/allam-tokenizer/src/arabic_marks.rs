@@ -3,7 +3,7 @@
 //!
 //! The pre-tokenizer regexes of byte-level bases take letters as `\p{L}`: GPT-2's (inside
 //! `ByteLevel(use_regex = true)`, SmolLM2) is [`GPT2_PATTERN`], Llama-3's (a `Split` before
-//! `ByteLevel(use_regex = false)`) is [`crate::fixture::LLAMA3_SPLIT`]. Arabic harakat and Quranic marks
+//! `ByteLevel(use_regex = false)`) is [`crate::base::LLAMA3_SPLIT`]. Arabic harakat and Quranic marks
 //! are combining marks (`\p{Mn}`), not letters, so a vowelled word such as `بِسْمِ` falls apart into
 //! letter and mark pre-tokens, and no learned piece can span them.
 //!
@@ -41,36 +41,12 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 
 use crate::error::{Error, Result};
 
-/// The Arabic combining marks: every nonspacing mark (general category `Mn`) of the Arabic blocks
-/// (Unicode 16), closed ranges of code points. Harakat U+064B–U+065F, superscript alef U+0670, Quranic
-/// marks U+0610–U+061A and U+06D6–U+06ED without the four non-marks among them (U+06DD end of ayah,
-/// `Cf`; U+06DE rub el hizb and U+06E9 place of sajdah, `So`; U+06E5–U+06E6 small waw and yeh, already
-/// letters), Arabic Extended-A/B marks U+0897–U+089F and U+08CA–U+08FF without U+08E2 (disputed end of
-/// ayah, `Cf`), and Arabic Extended-C U+10EFC–U+10EFF.
-pub const ARABIC_MARKS: &[(u32, u32)] = &[
-    (0x0610, 0x061A),
-    (0x064B, 0x065F),
-    (0x0670, 0x0670),
-    (0x06D6, 0x06DC),
-    (0x06DF, 0x06E4),
-    (0x06E7, 0x06E8),
-    (0x06EA, 0x06ED),
-    (0x0897, 0x089F),
-    (0x08CA, 0x08E1),
-    (0x08E3, 0x08FF),
-    (0x10EFC, 0x10EFF),
-];
+pub use allam_script::{ARABIC_MARKS, is_arabic_mark};
 
 /// The regex `ByteLevel(use_regex = true)` splits with: GPT-2's (`encoder.py`), as `tokenizers` 0.22
 /// writes it in `pre_tokenizers/byte_level.rs` (the crate does not export it; a test checks this copy
 /// against the pre-tokenizer).
 pub const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-
-/// Whether `c` is one of the [`ARABIC_MARKS`].
-pub fn is_arabic_mark(c: char) -> bool {
-    let c = c as u32;
-    ARABIC_MARKS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
-}
 
 /// Whether `text` holds one of the [`ARABIC_MARKS`] (the texts whose pre-tokens the rewrite changes).
 pub fn has_arabic_mark(text: &str) -> bool {

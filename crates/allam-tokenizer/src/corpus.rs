@@ -5,8 +5,7 @@
 //! costs one line of memory. Compression is detected from the file's first bytes (gzip `1f 8b`, zstd
 //! `28 b5 2f fd`), the format from its name once `.gz` / `.zst` / `.zstd` is removed (`.jsonl`, `.json`,
 //! `.ndjson` are JSON lines; anything else is text).
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -31,10 +30,7 @@ impl CorpusFormat {
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let name = ["gz", "zst", "zstd"]
-            .iter()
-            .find_map(|ext| name.strip_suffix(&format!(".{ext}")))
-            .unwrap_or(&name);
+        let (name, _) = allam_io::Compression::of_name(&name);
         if [".jsonl", ".json", ".ndjson"]
             .iter()
             .any(|ext| name.ends_with(ext))
@@ -93,19 +89,9 @@ impl Corpus {
     }
 }
 
-/// Opens `path`, transparently decompressing gzip or zstd.
+/// Opens `path`, transparently decompressing gzip or zstd (told apart by content).
 pub fn open_decoded(path: &Path) -> Result<Box<dyn BufRead + Send>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-    let inner: Box<dyn Read + Send> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| Error::io(path, e))?)
-    } else {
-        return Ok(Box::new(reader));
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
+    allam_io::open_decoded(path).map_err(|e| Error::io(path, e))
 }
 
 /// One open file.

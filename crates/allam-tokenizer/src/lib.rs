@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod arabic_marks;
+pub mod base;
 pub mod byte_level;
 pub mod corpus;
 pub mod error;
@@ -56,19 +57,20 @@ pub mod io;
 pub mod merge;
 pub mod normalize;
 pub mod report;
-pub mod script;
+/// The Arabic script classes (allam-script), under the name this crate always used.
+pub use allam_script as script;
 pub mod stats;
 pub mod train;
 
+pub use allam_script::Script;
+pub use base::{ByteLevelStyle, train_byte_level_style, train_llama_style};
 pub use corpus::{Corpus, CorpusFormat};
 pub use error::{Error, Result};
 pub use expand::{ExpandedTokenizer, Expansion, ExpansionConfig, expand, expand_files};
-pub use fixture::{ByteLevelStyle, train_byte_level_style, train_llama_style};
 pub use io::load_tokenizer;
 pub use merge::{BaseBpe, BpeFamily, MergePriority, MergedVocab, merge_vocab};
 pub use normalize::{ArabicNormalization, TextPipeline};
 pub use report::{ExpansionReport, PreTokenizerSummary};
-pub use script::Script;
 pub use stats::{TokenizerStats, measure, render_table};
 pub use tokenizers::Tokenizer;
 pub use train::{ArabicVocab, TrainConfig, train_arabic_vocab};

@@ -375,7 +375,7 @@ mod tests {
         vocab.extend(["▁", "ا", "ل", "ه", "ال"].map(String::from));
         let vocab: HashMap<String, u32> = vocab.into_iter().zip(0..).collect();
         let json = serde_json::json!({
-            "version": "1.0", "added_tokens": [], "normalizer": crate::fixture::llama_normalizer(),
+            "version": "1.0", "added_tokens": [], "normalizer": crate::base::llama_normalizer(),
             "pre_tokenizer": null, "post_processor": null, "decoder": null, "truncation": null, "padding": null,
             "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": true, "fuse_unk": true,
                       "vocab": vocab, "merges": [["ا", "ل"]]}

@@ -14,7 +14,7 @@ use tokenizers::{
 
 use crate::byte_level;
 use crate::error::{Error, Result};
-use crate::script::is_arabic;
+use allam_script::{ARABIC_MARKS, TATWEEL, is_arabic, is_arabic_mark};
 
 /// The word mark of Llama/Mistral (SentencePiece) tokenizers.
 pub const WORD_MARK: char = '▁';
@@ -25,8 +25,8 @@ pub const WORD_MARK: char = '▁';
 pub struct ArabicNormalization {
     /// Remove tatweel (kashida, U+0640).
     pub remove_tatweel: bool,
-    /// Remove harakat and Quranic marks: U+0610–061A, U+064B–065F, U+0670, U+06D6–06ED, U+08D3–08FF
-    /// (except U+08E2).
+    /// Remove harakat and Quranic marks: every Arabic combining mark (`allam_script::ARABIC_MARKS`,
+    /// the Arabic blocks' nonspacing marks, as data cleaning's `strip_diacritics`).
     pub strip_diacritics: bool,
     /// Write alef with hamza above/below, alef with madda and alef wasla (أ إ آ ٱ) as bare alef (ا).
     pub unify_alef: bool,
@@ -60,8 +60,8 @@ impl ArabicNormalization {
             removed.push_str("\\x{0640}");
         }
         if self.strip_diacritics {
-            for (lo, hi) in DIACRITICS {
-                removed.push_str(&format!("\\x{{{:04X}}}-\\x{{{:04X}}}", lo as u32, hi as u32));
+            for &(lo, hi) in ARABIC_MARKS {
+                removed.push_str(&format!("\\x{{{lo:04X}}}-\\x{{{hi:04X}}}"));
             }
         }
         if !removed.is_empty() {
@@ -79,8 +79,8 @@ impl ArabicNormalization {
     /// The same steps applied directly to a string (reference implementation, used in tests and docs).
     pub fn apply(&self, text: &str) -> String {
         text.chars()
-            .filter(|&c| !(self.remove_tatweel && c == '\u{0640}'))
-            .filter(|&c| !(self.strip_diacritics && is_diacritic(c)))
+            .filter(|&c| !(self.remove_tatweel && c == TATWEEL))
+            .filter(|&c| !(self.strip_diacritics && is_arabic_mark(c)))
             .map(|c| match c {
                 '\u{0622}' | '\u{0623}' | '\u{0625}' | '\u{0671}' if self.unify_alef => '\u{0627}',
                 '\u{0649}' if self.unify_ya => '\u{064A}',
@@ -88,20 +88,6 @@ impl ArabicNormalization {
             })
             .collect()
     }
-}
-
-/// Diacritic ranges removed by [`ArabicNormalization::strip_diacritics`].
-const DIACRITICS: [(char, char); 6] = [
-    ('\u{0610}', '\u{061A}'),
-    ('\u{064B}', '\u{065F}'),
-    ('\u{0670}', '\u{0670}'),
-    ('\u{06D6}', '\u{06ED}'),
-    ('\u{08D3}', '\u{08E1}'),
-    ('\u{08E3}', '\u{08FF}'),
-];
-
-fn is_diacritic(c: char) -> bool {
-    DIACRITICS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 fn replace(pattern: &str, content: &str) -> Result<NormalizerWrapper> {

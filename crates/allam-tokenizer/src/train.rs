@@ -180,7 +180,7 @@ mod tests {
         )
         .unwrap();
         let pipeline = TextPipeline {
-            normalizer: Some(crate::fixture::llama_normalizer()),
+            normalizer: Some(crate::base::llama_normalizer()),
             pre_tokenizer: None,
         };
         let config = TrainConfig {

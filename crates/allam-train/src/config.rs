@@ -39,6 +39,24 @@ use crate::error::{Result, TrainError};
 use crate::optim::AdamWConfig;
 use crate::schedule::LrSchedule;
 
+/// The configuration sections every training stage has (a pretraining `RunConfig` and an SFT/DPO
+/// `AlignConfig` alike).
+#[derive(Clone, Copy, Debug)]
+pub struct StageConfig<'a> {
+    /// Where the model comes from.
+    pub model: &'a ModelSpec,
+    /// AdamW and clipping.
+    pub optimizer: &'a AdamWConfig,
+    /// Learning rate by step.
+    pub schedule: &'a LrSchedule,
+    /// The shared `[train]` keys: batches, device, head chunks, recomputation, precision.
+    pub step: &'a StepSpec,
+    /// Checkpoint cadence and export dtype.
+    pub checkpoint: &'a CheckpointSpec,
+    /// Held-out evaluation.
+    pub eval: &'a EvalSpec,
+}
+
 /// A whole run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,17 +161,12 @@ pub struct DataSpec {
     pub dir: Option<PathBuf>,
 }
 
-/// Steps and batches.
+/// Pretraining's `[train]`: its length, replicas and the embeddings-only warm-up, beside the keys
+/// every stage shares ([`StepSpec`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TrainSpec {
     /// Optimizer steps.
     pub max_steps: u64,
-    /// Rows per micro-batch.
-    pub micro_batch_size: usize,
-    /// Micro-batches per replica and step.
-    #[serde(default = "one")]
-    pub grad_accum: usize,
     /// Data-parallel replicas.
     #[serde(default = "one")]
     pub replicas: usize,
@@ -169,11 +182,25 @@ pub struct TrainSpec {
     /// Linear warm-up steps of `embedding_lr` at the start of the embeddings-only phase.
     #[serde(default)]
     pub embedding_lr_warmup_steps: u64,
+    /// The keys every stage shares.
+    #[serde(flatten)]
+    pub step: StepSpec,
+}
+
+/// The `[train]` keys of every training stage (pretraining, SFT, DPO): how a step is batched, and
+/// where and in what arithmetic it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// Rows (pretraining, SFT) or pairs (DPO) per micro-batch.
+    pub micro_batch_size: usize,
+    /// Micro-batches per replica and step.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
     /// `cpu`, `cuda[:N]`, `wgpu` or `vulkan` (see `allam_model::device::select`).
     #[serde(default = "cpu")]
     pub device: String,
-    /// Tokens per chunk of the output head and cross-entropy, so the logits of every position
-    /// never exist at once (`crate::head`); 0 computes them all at once.
+    /// Tokens per chunk of the output head and cross-entropy or DPO log-probabilities, so the
+    /// logits of every position never exist at once (`crate::head`); 0 computes them all at once.
     #[serde(default = "head_chunk_tokens")]
     pub head_chunk_tokens: usize,
     /// `none`, or `layers`: keep only each decoder layer's input and recompute the layer in the
@@ -184,6 +211,25 @@ pub struct TrainSpec {
     /// and AdamW moments (`allam_model::precision`).
     #[serde(default)]
     pub precision: Precision,
+    /// Keys of `[train]` that no field took (a flattened table cannot deny them to serde, so
+    /// [`StepSpec::validate`] refuses them by name).
+    #[serde(flatten, default, skip_serializing)]
+    pub unknown: std::collections::BTreeMap<String, toml::Value>,
+}
+
+impl StepSpec {
+    /// Checks the shared keys: batches of at least one, and no key of `[train]` left unread.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(TrainError::Config(format!("[train]: unknown key `{key}`")));
+        }
+        if self.micro_batch_size == 0 || self.grad_accum == 0 {
+            return Err(TrainError::Config(
+                "[train]: micro_batch_size and grad_accum must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The arithmetic of a run (`[train] precision`).
@@ -353,6 +399,18 @@ impl RunConfig {
         }
     }
 
+    /// The sections every training stage shares, for [`crate::setup::assemble`].
+    pub fn stage(&self) -> StageConfig<'_> {
+        StageConfig {
+            model: &self.model,
+            optimizer: &self.optimizer,
+            schedule: &self.schedule,
+            step: &self.train.step,
+            checkpoint: &self.checkpoint,
+            eval: &self.eval,
+        }
+    }
+
     /// Checks that the parts fit together.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(TrainError::Config(m.into()));
@@ -360,11 +418,9 @@ impl RunConfig {
         if self.data.recipe.is_some() == self.data.dir.is_some() {
             return bad("[data]: give exactly one of recipe (a data recipe) or dir (built data)");
         }
-        if self.train.max_steps == 0 || self.train.micro_batch_size == 0 {
-            return bad("[train]: max_steps and micro_batch_size must be at least 1");
-        }
-        if self.train.grad_accum == 0 || self.train.replicas == 0 {
-            return bad("[train]: grad_accum and replicas must be at least 1");
+        self.train.step.validate()?;
+        if self.train.max_steps == 0 || self.train.replicas == 0 {
+            return bad("[train]: max_steps and replicas must be at least 1");
         }
         if !["f32", "bf16", "f16"].contains(&self.checkpoint.export_dtype.as_str()) {
             return bad("[checkpoint]: export_dtype must be f32, bf16 or f16");

@@ -9,8 +9,10 @@
 //!
 //! The map: [`params`] (parameters and gradients by name) → [`optim`] ([`AdamW`], clipping,
 //! [`TrainableScope`]) with [`schedule`]; [`loss`] and [`objective`] say what is minimised;
-//! [`trainer`] makes one step; [`run`] is the outer loop configured by [`config`] (logging,
-//! evaluation, [`checkpoint`]s, [`plot`]) in a directory kept by [`run_dir`]'s rules; [`average`] averages checkpoints.
+//! [`trainer`] makes one step; [`setup`] assembles a stage's trainer and [`session`] from its
+//! [`config`], [`session`] is the outer loop (logging, evaluation, [`checkpoint`]s, [`plot`]) in a
+//! directory kept by [`run_dir`]'s rules, and [`pretrain`] is pretraining on top of them (SFT and
+//! DPO are in allam-align); [`average`] averages checkpoints.
 #![warn(missing_docs)]
 
 pub mod average;
@@ -25,10 +27,12 @@ pub mod optim;
 pub mod params;
 pub mod plan;
 pub mod plot;
+pub mod pretrain;
 pub mod recompute;
-pub mod run;
 pub mod run_dir;
 pub mod schedule;
+pub mod session;
+pub mod setup;
 pub mod trainer;
 
 pub use average::average_checkpoints;
@@ -36,7 +40,8 @@ pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use objective::{LanguageModeling, LossOutput, MetricSum, Objective};
 pub use optim::{AdamW, AdamWConfig, PreparedGrads, StepStats, TrainableScope};
-pub use run::{RunOptions, RunSummary, train};
+pub use pretrain::{RunOptions, train};
 pub use run_dir::Start;
 pub use schedule::{LrSchedule, ScheduleKind};
+pub use session::{Quiet, RunObserver, RunSummary};
 pub use trainer::{ActivationCheckpointing, EmbeddingWarmup, StepOptions, StepRecord, Trainer};

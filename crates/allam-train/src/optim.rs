@@ -248,7 +248,7 @@ impl AdamW {
         );
         let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
             .map_err(|e| TrainError::checkpoint(path, e.to_string()))?;
-        crate::checkpoint::write_atomically(path, &bytes)
+        allam_io::write_atomic(path, &bytes).map_err(|e| TrainError::io(path, e))
     }
 
     /// [`AdamW::load`] for `model`: on its device, and checked by [`AdamW::check_fits`].

@@ -319,7 +319,7 @@ pub fn model_shape(spec: &crate::config::ModelSpec) -> crate::Result<LlamaConfig
         ));
     };
     let tokenizer = allam_model::TextTokenizer::from_file(tokenizer)?;
-    crate::run::architecture_config(arch, &tokenizer, spec.init_std)
+    crate::setup::architecture_config(arch, &tokenizer, spec.init_std)
 }
 
 /// The plan of a pretraining run: its model (or the `config.json` at `shape_from`, to plan before
@@ -335,13 +335,14 @@ pub fn pretraining_plan(
     };
     let input = PlanInput {
         config: shape(&config.model, shape_from)?,
-        rows: config.train.micro_batch_size,
+        rows: config.train.step.micro_batch_size,
         seq_len,
-        micro_batches_per_step: config.train.grad_accum * config.train.replicas,
-        head_chunk_tokens: config.train.head_chunk_tokens,
+        micro_batches_per_step: config.train.step.grad_accum * config.train.replicas,
+        head_chunk_tokens: config.train.step.head_chunk_tokens,
         frozen_reference: false,
-        checkpoint_layers: config.train.activation_checkpointing == crate::ActivationCheckpointing::Layers,
-        bf16_mixed: config.train.precision == crate::config::Precision::Bf16Mixed,
+        checkpoint_layers: config.train.step.activation_checkpointing
+            == crate::ActivationCheckpointing::Layers,
+        bf16_mixed: config.train.step.precision == crate::config::Precision::Bf16Mixed,
     };
     checked(&input)
 }

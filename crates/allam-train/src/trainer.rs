@@ -1,5 +1,5 @@
 //! One optimizer step: micro-batches (× replicas), backward, gradient reduction, global clipping,
-//! AdamW. The outer loop (logging, evaluation, checkpoints) is in [`crate::run`].
+//! AdamW. The outer loop (logging, evaluation, checkpoints) is in [`crate::session`].
 use std::collections::BTreeMap;
 use std::time::Instant;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use allam_train::config::Precision;
-use allam_train::run::{Quiet, RunOptions};
+use allam_train::{Quiet, RunOptions};
 use allam_train::{Start, train};
 use common::{losses, write_run};
 
@@ -20,7 +20,7 @@ fn a_bf16_mixed_run_tracks_the_f32_run_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let f32_config = write_run(dir.path(), 12, 4);
     let mut mixed = f32_config.clone();
-    mixed.train.precision = Precision::Bf16Mixed;
+    mixed.train.step.precision = Precision::Bf16Mixed;
 
     let reference = dir.path().join("f32");
     train(&f32_config, &reference, &options(12, Start::Fresh), &Quiet).unwrap();
@@ -113,7 +113,7 @@ fn a_checkpoint_from_before_mixed_precision_resumes_as_f32() {
     assert_eq!(losses(&run).len(), 4);
     // As bf16-mixed it is another run setup.
     let mut mixed = config.clone();
-    mixed.train.precision = Precision::Bf16Mixed;
+    mixed.train.step.precision = Precision::Bf16Mixed;
     let error = train(&mixed, &run, &options(4, Start::Resume), &Quiet)
         .unwrap_err()
         .to_string();

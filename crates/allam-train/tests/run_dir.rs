@@ -6,9 +6,9 @@ use std::path::Path;
 
 use allam_train::Start;
 use allam_train::checkpoint::{list_checkpoints, verify_checkpoint};
-use allam_train::run::{Quiet, RunObserver, RunOptions};
 use allam_train::run_dir::DirLock;
 use allam_train::train;
+use allam_train::{Quiet, RunObserver, RunOptions};
 use common::{losses, write_run};
 
 fn options(max_steps: u64, start: Start) -> RunOptions {

@@ -11,11 +11,11 @@ use allam_train::Start;
 use allam_train::loss::language_model_loss;
 use allam_train::objective::packed_input;
 use allam_train::params::{Flat, GradMap, named_values, trainable};
-use allam_train::run::{Quiet, RunOptions};
 use allam_train::{
     AdamW, AdamWConfig, EmbeddingWarmup, LossOutput, LrSchedule, Objective, RunConfig, StepOptions,
     TrainError, TrainableScope, Trainer, train,
 };
+use allam_train::{Quiet, RunOptions};
 use burn::tensor::{Device, Tensor};
 use common::{losses, write_run, write_run_on};
 
@@ -641,7 +641,7 @@ fn a_new_stage_from_a_checkpoint_resets_or_keeps_the_optimizer_state() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
-    use allam_train::run::{Session, run_loop};
+    use allam_train::session::{Session, run_loop};
     let dir = tempfile::tempdir().unwrap();
     let mut t = trainer(2, 1, 1);
     t.objective.nan_at_batch = Some(3);

@@ -8,7 +8,7 @@ use allam_align::config::Stage;
 use allam_align::{AlignConfig, MarkStyle, SftExample, inspect_tokens, load_conversations};
 use allam_model::TextTokenizer;
 
-use allam_recipe::{Display, StepBar};
+use allam_cli::display::{Display, StepBar};
 
 use allam_train::Start;
 

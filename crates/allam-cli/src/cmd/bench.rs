@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use allam_data::{IGNORE_INDEX, PackedBatch, PackedSequence};
+use allam_io::SplitMix64;
 use allam_model::generate::{GenerationConfig, generate};
 use allam_model::{Llama, LlamaConfig, TokenBatch};
 use allam_train::loss::language_model_loss;
@@ -179,25 +180,9 @@ impl Shape {
     }
 }
 
-/// SplitMix64: a small seeded generator for token ids (no extra dependency).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> u32 {
-        (self.next_u64() % n as u64) as u32
-    }
-
-    fn tokens(&mut self, len: usize, vocab: usize) -> Vec<u32> {
-        (0..len).map(|_| self.below(vocab)).collect()
-    }
+/// `len` token ids below `vocab`, drawn from `rng`.
+fn random_tokens(rng: &mut SplitMix64, len: usize, vocab: usize) -> Vec<u32> {
+    (0..len).map(|_| rng.below(vocab as u64) as u32).collect()
 }
 
 /// Uniformly random tokens, one document per row: next-token prediction with nothing to learn,
@@ -216,7 +201,7 @@ impl Objective for RandomTokens {
     fn next_batch(&mut self, rows: usize) -> allam_train::Result<PackedBatch> {
         let seqs = (0..rows)
             .map(|_| {
-                let input_ids = self.rng.tokens(self.seq, self.vocab);
+                let input_ids = random_tokens(&mut self.rng, self.seq, self.vocab);
                 let mut labels: Vec<i32> = input_ids[1..].iter().map(|&t| t as i32).collect();
                 labels.push(IGNORE_INDEX);
                 PackedSequence {
@@ -371,7 +356,7 @@ fn bench_train(args: &BenchArgs, shape: Shape, steps: usize, device: &burn::tens
         model: trainable(model),
         optimizer: AdamW::new(AdamWConfig::default()),
         objective: RandomTokens {
-            rng: SplitMix64(args.seed ^ 0x5eed),
+            rng: SplitMix64::new(args.seed ^ 0x5eed),
             vocab: shape.vocab,
             seq,
             draws: 0,
@@ -448,11 +433,11 @@ fn bench_prefill(
     }
     let model: Llama = shape.config(seq).init(device);
     let params = burn::module::Module::num_params(&model);
-    let mut rng = SplitMix64(args.seed ^ 0x5eed);
+    let mut rng = SplitMix64::new(args.seed ^ 0x5eed);
     let input = TokenBatch::packed(
         batch,
         seq,
-        rng.tokens(batch * seq, shape.vocab),
+        random_tokens(&mut rng, batch * seq, shape.vocab),
         vec![0; batch * seq],
     )?;
     let run = || -> Result<()> {
@@ -506,8 +491,10 @@ fn bench_decode(
     }
     let model: Llama = shape.config(prompt_len + new_tokens).init(device);
     let params = burn::module::Module::num_params(&model);
-    let mut rng = SplitMix64(args.seed ^ 0x5eed);
-    let prompts: Vec<Vec<u32>> = (0..batch).map(|_| rng.tokens(prompt_len, shape.vocab)).collect();
+    let mut rng = SplitMix64::new(args.seed ^ 0x5eed);
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|_| random_tokens(&mut rng, prompt_len, shape.vocab))
+        .collect();
     // An end-of-sequence id no token can have: every row generates all its tokens.
     let config_for = |n: usize| {
         let mut c = GenerationConfig::greedy(n);

@@ -36,7 +36,7 @@ pub enum DataCommand {
 }
 
 /// Runs one `allam data` command.
-pub fn run(command: DataCommand, display: allam_recipe::Display) -> anyhow::Result<()> {
+pub fn run(command: DataCommand, display: allam_cli::display::Display) -> anyhow::Result<()> {
     match command {
         DataCommand::Build {
             recipe,
@@ -51,7 +51,7 @@ fn build(
     recipe_path: PathBuf,
     out: PathBuf,
     sequences: Option<u64>,
-    display: allam_recipe::Display,
+    display: allam_cli::display::Display,
 ) -> anyhow::Result<()> {
     let recipe =
         Recipe::load(&recipe_path).with_context(|| format!("loading recipe {}", recipe_path.display()))?;
@@ -59,7 +59,7 @@ fn build(
         sequences,
         ..BuildOptions::default()
     };
-    let progress = allam_recipe::BytesBar::new("data build", display);
+    let progress = allam_cli::display::BytesBar::new("data build", display);
     let report = allam_data::build(&recipe, &out, &options, &progress);
     progress.finish();
     let report =

@@ -2,8 +2,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use allam_cli::display::{Display, ScoreBar};
 use allam_eval::{SlidingWindow, read_jsonl, score_requests_with, text_stats_with};
-use allam_recipe::{Display, ScoreBar};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};

@@ -39,9 +39,9 @@ fn parse_device_memory(text: &str) -> Result<u64, String> {
 }
 
 /// Runs every stage (or plans them), writes the report and prints it.
-pub fn recipe(args: RecipeArgs, display: allam_recipe::Display) -> Result<()> {
+pub fn recipe(args: RecipeArgs, display: allam_cli::display::Display) -> Result<()> {
     let recipe = Recipe::load(&args.config)?;
-    let progress = allam_recipe::Bars { display };
+    let progress = allam_cli::display::Bars { display };
     let from_base = match recipe {
         Recipe::Toy(config) => {
             if args.resume || args.stop_after.is_some() || args.plan {

@@ -1,7 +1,7 @@
 //! `allam pretrain` and `allam plot`: the training loop from the shell.
 use std::path::PathBuf;
 
-use allam_recipe::{Display, StepBar};
+use allam_cli::display::{Display, StepBar};
 use allam_train::plan::MemoryPlan;
 use allam_train::{RunConfig, RunOptions, Start};
 use anyhow::{Context, Result};

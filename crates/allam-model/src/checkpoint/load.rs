@@ -8,8 +8,9 @@ use memmap2::{Mmap, UncheckedAdvice};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use crate::config::{HfConfig, LlamaConfig};
+use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
+use crate::hf_config::HfConfig;
 use crate::model::Llama;
 
 /// Where one tensor lives: file, dtype, shape and byte range within the file.

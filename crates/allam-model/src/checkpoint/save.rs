@@ -8,8 +8,9 @@ use allam_io::AtomicFile;
 use safetensors::{Dtype, View};
 use serde_json::json;
 
-use crate::config::{HfConfig, StorageDtype};
+use crate::config::StorageDtype;
 use crate::error::{ModelError, Result};
+use crate::hf_config::HfConfig;
 use crate::model::Llama;
 
 /// How to write a checkpoint.

@@ -17,6 +17,7 @@
 //! run started with. `stop_after` ends a run after a stage, or after a step of a training stage,
 //! as an interruption would.
 pub mod config;
+mod inputs;
 mod plan;
 mod stages;
 
@@ -177,10 +178,7 @@ impl State {
 
     fn save(&self, out: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("the state serialises");
-        Ok(allam_train::checkpoint::write_atomically(
-            &out.join(STATE_FILE),
-            text.as_bytes(),
-        )?)
+        crate::error::write_file(&out.join(STATE_FILE), text.as_bytes())
     }
 
     fn is_done(&self, stage: Stage) -> bool {
@@ -250,7 +248,7 @@ impl Run<'_> {
         let scores = stages::score_model(self.recipe, label, dir, &self.device)?;
         self.progress.message(&format!("{label}: {}", scores.summary()));
         let text = serde_json::to_string_pretty(&scores).expect("scores serialise");
-        allam_train::checkpoint::write_atomically(&path, text.as_bytes())?;
+        crate::error::write_file(&path, text.as_bytes())?;
         self.state
             .seconds
             .insert(format!("evaluation: {label}"), clock.elapsed().as_secs_f64());

@@ -71,7 +71,7 @@ pub(super) fn expand(recipe: &BaseRecipe, tokenizer_dir: &Path, model_dir: &Path
     let (expanded, summary) = expand_pretrained(pretrained, tokenizer, &plan)?;
     save_expanded(&expanded, model_dir, &SaveOptions::default())?;
     let summary = serde_json::to_string_pretty(&summary).expect("serialises");
-    allam_train::checkpoint::write_atomically(&model_dir.join("expansion.json"), summary.as_bytes())?;
+    crate::error::write_file(&model_dir.join("expansion.json"), summary.as_bytes())?;
     Ok(ExpansionFacts {
         base_vocab,
         expanded_vocab: new_size,
@@ -131,7 +131,7 @@ pub(super) fn continued(run: &mut Run, stage: Stage, label: &str) -> Result<bool
     } else {
         "mixture.toml"
     });
-    allam_train::checkpoint::write_atomically(&data_path, data.as_bytes())?;
+    crate::error::write_file(&data_path, data.as_bytes())?;
     let dir = run.out(stage.dir());
     let eval_text: Vec<_> = match c.eval_every {
         Some(_) => recipe
@@ -246,8 +246,8 @@ pub(super) fn align(run: &mut Run, stage: Stage, label: &str) -> Result<bool> {
     run.progress.message(&format!(
         "stage {label}: {} per step ({} × {} micro-batches, seq_len {}), template {}, {}",
         if stage == Stage::Sft { "rows" } else { "pairs" },
-        config.train.micro_batch_size,
-        config.train.grad_accum,
+        config.train.step.micro_batch_size,
+        config.train.step.grad_accum,
         config.data.seq_len,
         config.data.template,
         match config.train.max_steps {

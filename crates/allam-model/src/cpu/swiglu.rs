@@ -8,7 +8,7 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::storage::{flex_f32, strided};
+use super::storage::{flex_f32, strided};
 
 /// Elements per task: small enough to spread a prefill's `[512, 1536]` over the pool, large enough
 /// that a decode step's few thousand values stay on one thread.

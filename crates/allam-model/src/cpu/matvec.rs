@@ -20,7 +20,7 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::storage::{Strided, flex_f32, strided};
+use super::storage::{Strided, flex_f32, strided};
 
 /// Inputs with more rows than this are compute-bound products for the backend's gemm.
 pub(crate) const MAX_ROWS: usize = 8;

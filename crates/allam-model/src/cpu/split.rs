@@ -11,14 +11,14 @@
 //! compute-bound products that the backend already parallelises. Only on the CPU: a GPU backend
 //! runs one product as one kernel, and blocks would only add launches and a copy.
 //!
-//! f32 tensors on the Flex backend take [`crate::matvec`] instead, which reads the weights in
+//! f32 tensors on the Flex backend take [`super::matvec`] instead, which reads the weights in
 //! place; the blocks of Burn products here remain for the other cases (bf16 compute on the CPU).
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::matvec::{self, MAX_ROWS};
 use crate::device::is_cpu;
-use crate::matvec::{self, MAX_ROWS};
 use crate::precision::cast_to;
 
 /// Blocks narrower than this are not worth a thread.

@@ -11,7 +11,7 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::storage::{Strided, flex_f32, strided};
+use super::storage::{Strided, flex_f32, strided};
 
 /// Query rows per task.
 const QUERY_BLOCK: usize = 64;

@@ -1,6 +1,6 @@
 //! Reading f32 tensors of the CPU backend in place.
 //!
-//! The CPU fast paths (`matvec`, `cpu_attention`) read a Flex tensor's storage through its
+//! The CPU fast paths (`matvec`, `attention`, `swiglu`) read a Flex tensor's storage through its
 //! layout instead of asking Burn for a contiguous copy. Only plain f32 tensors qualify: an
 //! autodiff-tracked tensor is refused, since reading its storage would drop its gradient.
 use burn::backend::{BackendTypes, Flex};
