@@ -1,8 +1,57 @@
 //! Helpers shared by the training tests: a tiny run configuration on generated text.
 #![allow(dead_code)]
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use allam_model::{Llama, LlamaConfig};
 use allam_train::RunConfig;
+use allam_train::params::named_values;
+use burn::tensor::{Device, Tensor};
+
+/// The vocabulary of [`tiny_model`].
+pub const VOCAB: usize = 32;
+
+pub fn device() -> Device {
+    allam_model::device::select("cpu").unwrap()
+}
+
+pub fn tiny_model(seed: u64) -> Llama {
+    tiny_model_on(seed, &device())
+}
+
+/// A tiny untied model with every bias a Llama config can ask for (`attention_bias`, `mlp_bias`),
+/// so each trainer test covers them too.
+pub fn tiny_model_on(seed: u64, device: &Device) -> Llama {
+    let config = LlamaConfig::new(VOCAB, 16, 32, 2, 4, 2, 4)
+        .with_tie_word_embeddings(false)
+        .with_qkv_bias(true)
+        .with_o_proj_bias(true)
+        .with_mlp_bias(true);
+    // Burn's initialisers draw lazily from a process-wide generator (tests run in parallel).
+    allam_train::params::seeded_init(config.init(device), 0.02, seed)
+}
+
+pub fn host(t: &Tensor<1>) -> Vec<f32> {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+pub fn params(model: &Llama) -> BTreeMap<String, Vec<f32>> {
+    named_values(model)
+        .into_iter()
+        .map(|(k, v)| (k, host(&v.values)))
+        .collect()
+}
+
+pub fn max_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> f32 {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    a.iter()
+        .flat_map(|(k, va)| va.iter().zip(&b[k]).map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f32::max)
+}
 
 /// Writes a small learnable corpus, its byte-tokenizer recipe and a run configuration.
 pub fn write_run(dir: &Path, max_steps: u64, every: u64) -> RunConfig {
