@@ -14,7 +14,8 @@ What is held out, disjoint from everything trained on:
   40 others the held-out DPO pairs. The other verses alternate: even positions are native Arabic
   documents (consecutive verses of a sura joined, up to ~800 characters), odd positions are the
   English–Arabic pairs of the translated-Arabic share (joined the same way).
-- English: the novel without its Project Gutenberg header and licence, its wrapped lines joined into
+- English: the English translations of the native verses (the same documents as the Arabic ones), and
+  the novel without its Project Gutenberg header and licence, its wrapped lines joined into
   documents of ~800 characters, one per line; the last 10 % of them (up to 30,000 characters) are
   held out.
 SFT: 200 translation conversations (Arabic → English and English → Arabic, 100 each) from the
@@ -64,6 +65,12 @@ def main():
     write_jsonl(
         os.path.join(out, "ar_train.jsonl"),
         [{"text": " ".join(v["ar"] for v in g)} for g in groups(native, 800)],
+    )
+    # The English of the native verses: a second English domain beside the novel, so that a few hundred
+    # thousand tokens of continued pretraining do not repeat one 50K-token book many times over.
+    write_jsonl(
+        os.path.join(out, "en_quran_train.jsonl"),
+        [{"text": " ".join(v["en"] for v in g)} for g in groups(native, 800)],
     )
     write_jsonl(
         os.path.join(out, "en_ar_pairs.jsonl"),
