@@ -25,7 +25,7 @@ pub mod batch;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
-mod cpu;
+pub mod cpu;
 pub mod device;
 pub mod error;
 pub mod expand;

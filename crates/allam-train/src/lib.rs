@@ -19,6 +19,7 @@ pub mod average;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+mod fused_adamw;
 pub mod head;
 pub mod heap;
 pub mod loss;

@@ -19,6 +19,7 @@ use safetensors::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::fused_adamw::Coefficients;
 use crate::params::{EMBEDDING, Flat, GradMap, OUTPUT_HEAD, update_params};
 
 /// AdamW hyper-parameters (defaults: the paper's β₁ 0.9, β₂ 0.95, ε 1e-8, weight decay 0.1).
@@ -320,7 +321,8 @@ impl AdamW {
     }
 }
 
-/// One AdamW update of one flattened parameter.
+/// One AdamW update of one flattened parameter: in one parallel pass on the CPU
+/// ([`crate::fused_adamw`]), else composed of Burn ops; both give the same bits.
 fn adamw(
     config: &AdamWConfig,
     lr: f64,
@@ -328,37 +330,29 @@ fn adamw(
     grad: Tensor<1>,
     state: Option<Moments>,
 ) -> (Tensor<1>, Moments) {
+    let step = state.as_ref().map_or(1, |s| s.step + 1);
     let (b1, b2) = (config.beta1, config.beta2);
-    let (step, exp_avg, exp_avg_sq) = match state {
-        Some(s) => (
-            s.step + 1,
-            s.exp_avg.mul_scalar(b1) + grad.clone().mul_scalar(1.0 - b1),
-            s.exp_avg_sq.mul_scalar(b2) + grad.square().mul_scalar(1.0 - b2),
-        ),
-        None => (
-            1,
-            grad.clone().mul_scalar(1.0 - b1),
-            grad.square().mul_scalar(1.0 - b2),
-        ),
-    };
     // No decay on norm weights and biases (the 1-D parameters), as Megatron and most HF recipes.
     let decay = if param.shape.len() > 1 {
         config.weight_decay
     } else {
         0.0
     };
-    let mut value = param.values.clone();
-    if decay != 0.0 {
-        value = value.mul_scalar(1.0 - lr * decay);
-    }
     let bias1 = 1.0 - b1.powi(step as i32);
-    let bias2_sqrt = (1.0 - b2.powi(step as i32)).sqrt();
-    let denom = exp_avg_sq
-        .clone()
-        .sqrt()
-        .div_scalar(bias2_sqrt)
-        .add_scalar(config.eps);
-    let value = value - exp_avg.clone().div(denom).mul_scalar(lr / bias1);
+    let coefficients = Coefficients {
+        beta1: b1 as f32,
+        one_minus_beta1: (1.0 - b1) as f32,
+        beta2: b2 as f32,
+        one_minus_beta2: (1.0 - b2) as f32,
+        decay: (decay != 0.0).then_some((1.0 - lr * decay) as f32),
+        bias2_sqrt: (1.0 - b2.powi(step as i32)).sqrt() as f32,
+        eps: config.eps as f32,
+        step_size: (lr / bias1) as f32,
+    };
+    let moments = state.as_ref().map(|s| (&s.exp_avg, &s.exp_avg_sq));
+    let (value, exp_avg, exp_avg_sq) =
+        crate::fused_adamw::update(&param.values, &grad, moments, &coefficients)
+            .unwrap_or_else(|| composed_adamw(&param.values, grad, state, &coefficients));
     (
         value,
         Moments {
@@ -367,6 +361,37 @@ fn adamw(
             exp_avg_sq,
         },
     )
+}
+
+/// [`adamw`] as Burn ops, for every device and dtype: the same f32 operations in the same order
+/// as the fused pass (each scalar converted to f32 by the op).
+pub(crate) fn composed_adamw(
+    value: &Tensor<1>,
+    grad: Tensor<1>,
+    state: Option<Moments>,
+    c: &Coefficients,
+) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
+    let (exp_avg, exp_avg_sq) = match state {
+        Some(s) => (
+            s.exp_avg.mul_scalar(c.beta1) + grad.clone().mul_scalar(c.one_minus_beta1),
+            s.exp_avg_sq.mul_scalar(c.beta2) + grad.square().mul_scalar(c.one_minus_beta2),
+        ),
+        None => (
+            grad.clone().mul_scalar(c.one_minus_beta1),
+            grad.square().mul_scalar(c.one_minus_beta2),
+        ),
+    };
+    let mut value = value.clone();
+    if let Some(d) = c.decay {
+        value = value.mul_scalar(d);
+    }
+    let denom = exp_avg_sq
+        .clone()
+        .sqrt()
+        .div_scalar(c.bias2_sqrt)
+        .add_scalar(c.eps);
+    let value = value - exp_avg.clone().div(denom).mul_scalar(c.step_size);
+    (value, exp_avg, exp_avg_sq)
 }
 
 /// The flattened `values` of a 2-D `shape` with the first `rows` along `dim` set to zero.
