@@ -99,7 +99,7 @@ pub fn run_sft(
         stop_at,
         fingerprint,
         run_dir,
-        start == Start::Resume,
+        start,
         observer,
     )?;
     Ok(SftSummary { run, packing })
@@ -167,7 +167,7 @@ pub fn run_dpo(
         stop_at,
         fingerprint,
         run_dir,
-        start == Start::Resume,
+        start,
         observer,
     )?;
     if has_heldout {
@@ -301,6 +301,8 @@ fn cached_reference(
     Ok(cache.values)
 }
 
+/// Runs `objective` on `prepared` for `max_steps` (stopping at `stop_at`) on one replica, through
+/// the assembly every training stage shares (`allam_train::setup::assemble`) and its loop.
 #[allow(clippy::too_many_arguments)]
 fn run_stage<O: Objective>(
     config: &AlignConfig,
@@ -310,7 +312,7 @@ fn run_stage<O: Objective>(
     stop_at: Option<u64>,
     fingerprint: serde_json::Value,
     run_dir: &Path,
-    resume: bool,
+    start: Start,
     observer: &dyn RunObserver,
 ) -> Result<RunSummary> {
     let length = StageLength {
@@ -321,5 +323,10 @@ fn run_stage<O: Objective>(
     };
     let (mut trainer, session) =
         assemble(&config.stage(), prepared, objective, length, fingerprint, run_dir)?;
-    Ok(run_loop(&mut trainer, &session, resume, observer)?)
+    Ok(run_loop(
+        &mut trainer,
+        &session,
+        start == Start::Resume,
+        observer,
+    )?)
 }
