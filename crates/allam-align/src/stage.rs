@@ -46,7 +46,8 @@ fn prepare_stage(
 ) -> Result<(PreparedModel, TextTokenizer, ChatTemplate)> {
     // In the run's precision before anything computes with it: DPO's reference log-probs must
     // come from the policy's arithmetic, or the first step's margin is rounding noise, not 0.
-    let prepared = config.stage().prepare(run_dir)?;
+    let stage = config.stage();
+    let prepared = stage.prepare(run_dir, &stage.device()?)?;
     let tokenizer = prepared
         .tokenizer
         .clone()

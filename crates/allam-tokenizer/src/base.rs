@@ -37,15 +37,11 @@ pub fn train_llama_style(lines: &[&str], pieces: usize) -> Result<Tokenizer> {
     trainer
         .feed(text.iter(), |line| Ok(words(line)))
         .map_err(Error::tokenizers)?;
-    let mut trained = BPE::default();
-    trainer.train(&mut trained).map_err(Error::tokenizers)?;
-    let (trained_vocab, merges) = bpe_parts(&trained)?;
-    let mut learned: Vec<(u32, String)> = trained_vocab.into_iter().map(|(s, i)| (i, s)).collect();
-    learned.sort();
+    let (learned, merges) = learned_pieces(&mut trainer)?;
 
     let mut vocab: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
     vocab.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    vocab.extend(learned.into_iter().map(|(_, s)| s));
+    vocab.extend(learned);
     let vocab: HashMap<String, u32> = vocab
         .into_iter()
         .enumerate()
@@ -133,11 +129,7 @@ pub fn train_byte_level_style(lines: &[&str], pieces: usize, style: ByteLevelSty
             pipeline.segments(line).map_err(|e| e.to_string().into())
         })
         .map_err(Error::tokenizers)?;
-    let mut trained = BPE::default();
-    trainer.train(&mut trained).map_err(Error::tokenizers)?;
-    let (trained_vocab, merges) = bpe_parts(&trained)?;
-    let mut learned: Vec<(u32, String)> = trained_vocab.into_iter().map(|(s, i)| (i, s)).collect();
-    learned.sort();
+    let (learned, merges) = learned_pieces(&mut trainer)?;
 
     let specials: &[&str] = if llama3 {
         &["<|begin_of_text|>", "<|end_of_text|>"]
@@ -148,7 +140,7 @@ pub fn train_byte_level_style(lines: &[&str], pieces: usize, style: ByteLevelSty
     if !llama3 {
         vocab.extend(specials.iter().map(|s| s.to_string()));
     }
-    vocab.extend(learned.into_iter().map(|(_, s)| s));
+    vocab.extend(learned);
     let first_special = if llama3 { vocab.len() } else { 0 };
     let added: Vec<serde_json::Value> = specials
         .iter()
@@ -194,4 +186,15 @@ pub fn train_byte_level_style(lines: &[&str], pieces: usize, style: ByteLevelSty
         }
     });
     json.to_string().parse().map_err(Error::tokenizers)
+}
+
+/// Runs `trainer` (already fed) and returns its learned pieces in the order it learned them (by
+/// id) and its merges.
+fn learned_pieces(trainer: &mut BpeTrainer) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let mut trained = BPE::default();
+    trainer.train(&mut trained).map_err(Error::tokenizers)?;
+    let (trained_vocab, merges) = bpe_parts(&trained)?;
+    let mut learned: Vec<(u32, String)> = trained_vocab.into_iter().map(|(s, i)| (i, s)).collect();
+    learned.sort();
+    Ok((learned.into_iter().map(|(_, s)| s).collect(), merges))
 }

@@ -33,11 +33,10 @@ pub fn train(
 ) -> Result<RunSummary> {
     let _run_dir = open_run_dir(run_dir, options.start, observer)?;
     let stage = config.stage();
-    // The device is checked before the data is built (a typo should not cost a build).
-    allam_model::device::select(&config.train.step.device)
-        .map_err(|e| TrainError::Config(format!("[train] device: {e}")))?;
+    // The device is opened before the data is built (a typo should not cost a build).
+    let device = stage.device()?;
     let mixture = open_data(config, run_dir, observer)?;
-    let prepared = stage.prepare(run_dir)?;
+    let prepared = stage.prepare(run_dir, &device)?;
     let seq_len = mixture.manifest().seq_len;
     let embedding_warmup = embedding_warmup(config, &prepared)?;
     let fingerprint = serde_json::json!({

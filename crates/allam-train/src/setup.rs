@@ -16,14 +16,18 @@ use crate::session::Session;
 use crate::trainer::{EmbeddingWarmup, StepOptions, Trainer};
 
 impl StageConfig<'_> {
-    /// The model the stage starts from, on `[train] device` and in `[train] precision` (set before
+    /// `[train] device`, opened (a missing driver or adapter is an error naming the key).
+    pub fn device(&self) -> Result<Device> {
+        allam_model::device::select(&self.step.device)
+            .map_err(|e| TrainError::Config(format!("[train] device: {e}")))
+    }
+
+    /// The model the stage starts from, on `device` and in `[train] precision` (set before
     /// anything computes with it: DPO's reference log-probs must come from the policy's arithmetic,
     /// as TRL runs the reference under the policy's autocast).
-    pub fn prepare(&self, run_dir: &Path) -> Result<PreparedModel> {
-        let device = allam_model::device::select(&self.step.device)
-            .map_err(|e| TrainError::Config(format!("[train] device: {e}")))?;
-        let mut prepared = prepare_model(self.model, run_dir, &device)?;
-        self.step.precision.apply(&mut prepared.model, &device)?;
+    pub fn prepare(&self, run_dir: &Path, device: &Device) -> Result<PreparedModel> {
+        let mut prepared = prepare_model(self.model, run_dir, device)?;
+        self.step.precision.apply(&mut prepared.model, device)?;
         Ok(prepared)
     }
 }
