@@ -188,9 +188,12 @@ pub fn train_byte_level_style(lines: &[&str], pieces: usize, style: ByteLevelSty
     json.to_string().parse().map_err(Error::tokenizers)
 }
 
+/// A BPE model's merges, in rank order.
+type Merges = Vec<(String, String)>;
+
 /// Runs `trainer` (already fed) and returns its learned pieces in the order it learned them (by
 /// id) and its merges.
-fn learned_pieces(trainer: &mut BpeTrainer) -> Result<(Vec<String>, Vec<(String, String)>)> {
+fn learned_pieces(trainer: &mut BpeTrainer) -> Result<(Vec<String>, Merges)> {
     let mut trained = BPE::default();
     trainer.train(&mut trained).map_err(Error::tokenizers)?;
     let (trained_vocab, merges) = bpe_parts(&trained)?;
